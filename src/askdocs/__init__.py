@@ -1,0 +1,1 @@
+"""askdocs: a private, offline knowledge base over your own documents."""

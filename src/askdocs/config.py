@@ -1,0 +1,191 @@
+"""One frozen Settings object. Defaults live here and nowhere else.
+
+Precedence: defaults < config file < ASKDOCS_* environment < explicit overrides (CLI flags).
+The config file is TOML: `$ASKDOCS_CONFIG`, else `config.toml` in the user config directory.
+Its tables mirror the sub-settings (`[chunking] size = 200`, `[search] mode = "keyword"`).
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from askdocs.errors import ConfigError
+
+DEFAULT_STORE_NAME = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkingSettings:
+    size: int = 200  # content tokens per chunk, special tokens and title prefix excluded
+    overlap: int = 32
+    title_in_embedding: bool = True  # embed "title\ntext" so short chunks keep their topic
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingSettings:
+    model: str = "minilm"
+    max_tokens: int = 256  # sentence-transformers' limit for all-MiniLM-L6-v2
+    threads: int = 0  # 0: all cores
+    batch_tokens: int = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    max_file_mb: float = 20.0
+    batch_chunks: int = 256  # chunks embedded and committed together
+    follow_hidden: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    hnsw_threshold: int = 20_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 96
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    title_in_keywords: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSettings:
+    mode: str = "hybrid"  # dense | keyword | hybrid
+    k: int = 10
+    fusion: str = "rrf"  # rrf | convex
+    rrf_k: int = 60
+    convex_weight: float = 0.5  # weight of the dense score; keyword gets 1 - weight
+    depth: int = 100  # candidates each retriever contributes to fusion
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    store: Path = field(default_factory=lambda: named_store(DEFAULT_STORE_NAME))
+    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with fields changed; dotted names reach sub-settings: `{"search.k": 5}`."""
+        return _apply(self, changes, source="override")
+
+
+def data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("askdocs", appauthor=False))
+
+
+def named_store(name: str) -> Path:
+    """A store by name lives in the per-user data directory; several can coexist."""
+    return data_dir() / "stores" / name
+
+
+def resolve_store(value: str | os.PathLike[str]) -> Path:
+    """`--store` takes a directory, or a bare name (no slash) for a store in the data directory.
+
+    `./kb` or `/data/kb` is a directory; `papers` is the named store `papers`; an existing
+    directory always wins.
+    """
+    text = os.fspath(value)
+    path = Path(text).expanduser()
+    if path.is_dir() or os.sep in text or "/" in text or text.startswith("."):
+        return path.resolve()
+    return named_store(text)
+
+
+def load(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from defaults, config file, `ASKDOCS_*` variables, then `overrides`."""
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    config_path = environ.get("ASKDOCS_CONFIG")
+    path = Path(config_path) if config_path else _user_config()
+    if path.is_file():
+        settings = _apply(settings, _read_toml(path), source=str(path))
+    elif config_path:
+        raise ConfigError(f"ASKDOCS_CONFIG points at {path}, which does not exist")
+    settings = _apply(settings, _from_env(environ), source="environment")
+    return _apply(settings, dict(overrides or {}), source="override")
+
+
+def _user_config() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("askdocs", appauthor=False)) / "config.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{sub}": v for sub, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`ASKDOCS_STORE=dir`, `ASKDOCS_SEARCH__MODE=keyword` (double underscore: a dot)."""
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if key.startswith("ASKDOCS_") and key not in ("ASKDOCS_CONFIG", "ASKDOCS_API_TOKEN"):
+            out[key.removeprefix("ASKDOCS_").lower().replace("__", ".")] = value
+    return out
+
+
+def _apply(settings: Settings, changes: Mapping[str, Any], *, source: str) -> Settings:
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in changes.items():
+        if value is None:
+            continue
+        section, _, name = key.partition(".")
+        if not name:
+            top[section] = value
+        else:
+            nested.setdefault(section, {})[name] = value
+    for section, fields in nested.items():
+        current = getattr(settings, section, None)
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"{source}: unknown settings section '{section}'")
+        top[section] = dataclasses.replace(current, **_coerce(current, fields, source))
+    if "store" in top and not isinstance(top["store"], Path):
+        top["store"] = resolve_store(top["store"])
+    unknown = set(top) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}")
+    return dataclasses.replace(settings, **top)
+
+
+def _coerce(current: Any, fields: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Convert strings from the environment to each field's type, with a clear error."""
+    known = {f.name: type(getattr(current, f.name)) for f in dataclasses.fields(current)}
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name not in known:
+            raise ConfigError(f"{source}: unknown setting '{name}' in {type(current).__name__}")
+        kind = known[name]
+        try:
+            if kind is bool and isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                out[name] = value.lower() in ("1", "true", "yes", "on")
+            else:
+                out[name] = kind(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: {name}={value!r} is not a valid {kind.__name__}") from exc
+    return out

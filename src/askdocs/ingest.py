@@ -1,0 +1,259 @@
+"""Ingest: files on disk -> documents -> chunks -> embeddings -> store, incrementally.
+
+A file is skipped when its size and mtime are unchanged, or when its bytes hash to what is
+stored. Identical content under two paths is stored once. Chunk embeddings are reused by the
+hash of the text embedded, so editing one paragraph re-embeds only the chunks it touched.
+Files are embedded in batches across files and committed together; a crash loses at most the
+batch in flight, and re-running ingest picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from askdocs.chunking import split
+from askdocs.config import Settings
+from askdocs.embeddings import Embedder
+from askdocs.errors import AskdocsError, UnreadableDocument
+from askdocs.readers import SUPPORTED_SUFFIXES, read
+from askdocs.store import DocumentWrite, Store
+from askdocs.types import Chunk, Document
+
+READER_VERSION = 1
+_TITLE_TOKENS = 24  # at most this much of the title is prepended to each embedded chunk
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    path: str
+    reason: str
+
+
+@dataclass(slots=True)
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[Failure] = field(default_factory=list)
+    chunks: int = 0  # chunks stored
+    embedded: int = 0  # chunks that needed the model (the rest reused stored vectors)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    files_done: int
+    files_total: int
+    chunks: int
+    elapsed: float
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A file read and chunked, waiting for its batch to be embedded."""
+
+    write: DocumentWrite
+    embed_texts: list[str]
+    is_update: bool
+
+
+def pipeline_id(settings: Settings, embedder_id: str) -> str:
+    """Everything that shapes stored chunks: change any of it and files are re-chunked."""
+    c = settings.chunking
+    return (
+        f"{embedder_id}|chunk{c.size}/{c.overlap}|title{int(c.title_in_embedding)}"
+        f"|reader{READER_VERSION}"
+    )
+
+
+def discover(
+    paths: Iterable[str | Path], *, hidden: bool = False
+) -> Iterator[tuple[Path, str | None]]:
+    """Files to ingest under `paths`, each with None or the reason it cannot be ingested."""
+    for given in paths:
+        path = Path(given).expanduser().absolute()
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if hidden or not d.startswith("."))
+                for name in sorted(files):
+                    if (hidden or not name.startswith(".")) and Path(
+                        name
+                    ).suffix.lower() in SUPPORTED_SUFFIXES:
+                        yield Path(root) / name, None
+        elif path.is_file():
+            yield path, None
+        elif path.exists() or path.is_symlink():
+            yield path, "not a regular file (broken link, socket or device)"
+        else:
+            yield path, "no such file or directory"
+
+
+def ingest(
+    paths: Sequence[str | Path],
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    prune: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+) -> IngestReport:
+    """Bring the store up to date with `paths`; with `prune`, forget files gone from them."""
+    start = time.perf_counter()
+    report = IngestReport()
+    files = list(dict.fromkeys(discover(paths, hidden=settings.ingest.follow_hidden)))
+    pipeline = pipeline_id(settings, embedder.id)
+    pending: list[_Pending] = []
+    for done, (path, problem) in enumerate(files, start=1):
+        if problem:
+            report.failed.append(Failure(str(path), problem))
+        else:
+            try:
+                item = _prepare(path, store, embedder, settings, pipeline, report)
+            except AskdocsError as exc:
+                reason = exc.reason if isinstance(exc, UnreadableDocument) else str(exc)
+                report.failed.append(Failure(str(path), reason))
+            except OSError as exc:
+                report.failed.append(Failure(str(path), exc.strerror or str(exc)))
+            else:
+                if item is not None:
+                    pending.append(item)
+        if sum(len(p.embed_texts) for p in pending) >= settings.ingest.batch_chunks:
+            _flush(pending, store, embedder, report)
+        if progress:
+            progress(Progress(done, len(files), report.chunks, time.perf_counter() - start))
+    _flush(pending, store, embedder, report)
+    if prune:
+        report.removed = prune_missing(paths, store)
+    store.sync()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _prepare(
+    path: Path,
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    pipeline: str,
+    report: IngestReport,
+) -> _Pending | None:
+    stat = path.stat()
+    key = str(path)
+    state = store.file_state(key)
+    if state and (state.size, state.mtime_ns, state.pipeline) == (
+        stat.st_size,
+        stat.st_mtime_ns,
+        pipeline,
+    ):
+        report.unchanged += 1
+        return None
+    max_bytes = int(settings.ingest.max_file_mb * 1_000_000)
+    document = read(path, max_bytes=max_bytes)  # validates size, type and encoding first
+    content_hash = _file_hash(path)
+    if state and (state.content_hash, state.pipeline) == (content_hash, pipeline):
+        store.touch(key, stat.st_size, stat.st_mtime_ns)
+        report.unchanged += 1
+        return None
+    write = DocumentWrite(key, stat.st_size, stat.st_mtime_ns, content_hash, pipeline)
+    if store.has_content(content_hash, pipeline):
+        return _Pending(write, [], state is not None)
+    chunks, texts = chunk_for_embedding(document, embedder, settings)
+    if not chunks:
+        raise UnreadableDocument(key, "no text to index")
+    write = DocumentWrite(
+        key, stat.st_size, stat.st_mtime_ns, content_hash, pipeline, document, chunks
+    )
+    return _Pending(write, texts, state is not None)
+
+
+def chunk_for_embedding(
+    document: Document, embedder: Embedder, settings: Settings
+) -> tuple[list[Chunk], list[str]]:
+    """Chunks sized so that `title + chunk` fits the embedder, and the texts to embed."""
+    c = settings.chunking
+    prefix = ""
+    if c.title_in_embedding and document.title:
+        prefix = _clip_title(document.title, embedder) + "\n"
+    room = embedder.max_tokens - embedder.count_tokens([prefix])[0]  # includes [CLS] [SEP]
+    size = min(c.size, room)
+    chunks = split(document, embedder.tokenizer, size=size, overlap=min(c.overlap, size // 2))
+    return chunks, [prefix + chunk.text for chunk in chunks]
+
+
+def _clip_title(title: str, embedder: Embedder) -> str:
+    encoding = embedder.tokenizer.encode(title, add_special_tokens=False)
+    if len(encoding.ids) <= _TITLE_TOKENS:
+        return title
+    return title[: encoding.offsets[_TITLE_TOKENS - 1][1]]
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _flush(pending: list[_Pending], store: Store, embedder: Embedder, report: IngestReport) -> None:
+    """Embed every pending chunk (reusing stored vectors) and commit the batch at once."""
+    if not pending:
+        return
+    texts = [t for p in pending for t in p.embed_texts]
+    hashes = [hashlib.sha256(f"{embedder.id}\n{t}".encode()).digest() for t in texts]
+    known = store.cached_embeddings(hashes)
+    todo: dict[bytes, str] = {}  # each new text once, however many chunks repeat it
+    for h, text in zip(hashes, texts, strict=True):
+        if h not in known:
+            todo.setdefault(h, text)
+    if todo:
+        known.update(zip(todo, embedder.embed(list(todo.values())), strict=True))
+        report.embedded += len(todo)
+    writes, offset = [], 0
+    for item in pending:
+        n = len(item.embed_texts)
+        own = hashes[offset : offset + n]
+        offset += n
+        embeddings = np.stack([known[h] for h in own]) if n else None
+        writes.append(
+            DocumentWrite(**{**_fields(item.write), "embeddings": embeddings, "text_hashes": own})
+        )
+        report.chunks += n
+        if item.is_update:
+            report.updated += 1
+        else:
+            report.added += 1
+    store.write(writes)
+    pending.clear()
+
+
+def _fields(write: DocumentWrite) -> dict[str, object]:
+    return {name: getattr(write, name) for name in DocumentWrite.__slots__}
+
+
+def stored_under(paths: Sequence[str | Path], store: Store) -> list[str]:
+    """Stored paths equal to one of `paths` or inside one of them (as directories)."""
+    roots = [str(Path(p).expanduser().absolute()) for p in paths]
+    return [
+        p
+        for p in store.paths()
+        if any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+    ]
+
+
+def prune_missing(paths: Sequence[str | Path], store: Store) -> int:
+    """Remove stored documents under `paths` whose files no longer exist."""
+    return store.remove([p for p in stored_under(paths, store) if not os.path.exists(p)])
+
+
+def remove(paths: Sequence[str | Path], store: Store) -> int:
+    """Forget the documents at `paths` (files, or every file under a directory)."""
+    return store.remove(stored_under(paths, store))

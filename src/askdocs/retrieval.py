@@ -1,0 +1,109 @@
+"""Retrieval: dense, keyword and hybrid search over a store, returning `Hit`s.
+
+Hybrid search asks each retriever for `depth` candidates and fuses them (RRF or a convex
+combination of normalised scores). Every hit carries each retriever's score and rank, so a
+caller can see why it ranks where it does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from askdocs.config import SearchSettings
+from askdocs.embeddings import Embedder
+from askdocs.errors import ConfigError
+from askdocs.fusion import Ranking, fuse_convex, fuse_rrf
+from askdocs.store import Store
+from askdocs.types import Hit
+
+MODES = ("dense", "keyword", "hybrid")
+FUSIONS = ("rrf", "convex")
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Restrict a search to some files: a path glob (`*.pdf`, `*/notes/*`) and/or kinds."""
+
+    path_glob: str | None = None
+    kinds: tuple[str, ...] = ()
+
+
+def retrieve(
+    store: Store,
+    embedder: Embedder,
+    query: str,
+    *,
+    settings: SearchSettings,
+    k: int | None = None,
+    mode: str | None = None,
+    filters: Filters | None = None,
+) -> list[Hit]:
+    """The `k` best chunks for `query`, best first."""
+    mode = mode or settings.mode
+    k = settings.k if k is None else k
+    if mode not in MODES:
+        raise ConfigError(f"unknown search mode '{mode}' (choose from {', '.join(MODES)})")
+    if settings.fusion not in FUSIONS:
+        raise ConfigError(f"unknown fusion '{settings.fusion}' (choose {', '.join(FUSIONS)})")
+    if not query.strip() or k <= 0:
+        return []
+    filters = filters or Filters()
+    allowed = store.allowed_ids(path_glob=filters.path_glob, kinds=filters.kinds or None)
+    depth = k if mode != "hybrid" else max(k, settings.depth)
+    rankings: dict[str, Ranking] = {}
+    if mode in ("dense", "hybrid"):
+        vector = embedder.embed([query], truncate=True)[0]
+        rankings["dense"] = store.search_dense(vector, depth, allowed=allowed)
+    if mode in ("keyword", "hybrid"):
+        rankings["keyword"] = store.search_keyword(query, depth, allowed=allowed)
+    ids, scores = _combine(rankings, mode, settings)
+    return _hits(store, ids[:k], scores[:k], rankings)
+
+
+def _combine(rankings: dict[str, Ranking], mode: str, settings: SearchSettings) -> Ranking:
+    if mode != "hybrid":
+        ids, scores = rankings[mode]
+        return ids, scores.astype(np.float64)
+    if settings.fusion == "rrf":
+        return fuse_rrf(rankings, k=settings.rrf_k)
+    w = settings.convex_weight
+    return fuse_convex(rankings, weights={"dense": w, "keyword": 1.0 - w})
+
+
+def _hits(
+    store: Store, ids: np.ndarray, scores: np.ndarray, rankings: dict[str, Ranking]
+) -> list[Hit]:
+    per_retriever = {
+        name: {
+            int(i): (float(s), rank)
+            for rank, (i, s) in enumerate(zip(r_ids, r_scores, strict=True), 1)
+        }
+        for name, (r_ids, r_scores) in rankings.items()
+    }
+    records = store.records(ids.tolist())
+    hits = []
+    for chunk_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
+        record = records.get(chunk_id)
+        if record is None:  # deleted between search and lookup
+            continue
+        found = {n: r[chunk_id] for n, r in per_retriever.items() if chunk_id in r}
+        hits.append(
+            Hit(
+                chunk_id=chunk_id,
+                text=record.text,
+                path=record.paths[0],
+                title=record.title,
+                kind=record.kind,
+                start=record.start,
+                end=record.end,
+                page=record.page,
+                heading=record.heading,
+                score=score,
+                scores={n: s for n, (s, _) in found.items()},
+                ranks={n: rank for n, (_, rank) in found.items()},
+                also_in=record.paths[1:],
+            )
+        )
+    return hits

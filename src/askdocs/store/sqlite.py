@@ -1,0 +1,533 @@
+"""The embedded store: one directory holding SQLite (the truth) and two derived index files.
+
+SQLite (WAL) holds documents, their extracted text, chunks and embeddings, plus `changes`, a
+log of chunk ids added and deleted. The vector and keyword indexes are files named after the
+last change they contain (`vectors-<seq>.idx`, `keywords-<seq>.idx`), each written to a temp
+file and renamed, so a crash at any point leaves either the old or the new file, never half
+of one. Opening the store loads the newest index files and replays the log past them; if a
+file is missing, unreadable or disagrees with SQLite, the index is rebuilt from SQLite.
+Content is stored once per (content hash, pipeline); paths point at it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from askdocs.config import IndexSettings
+from askdocs.errors import IndexMismatch, NotFound
+from askdocs.keyword import Analyzer, KeywordIndex
+from askdocs.store import ChunkRecord, DocumentWrite, FileState, StoreStatus
+from askdocs.vectors import HnswParams, VectorIndex
+
+SCHEMA_VERSION = 1
+DATABASE = "askdocs.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS contents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash TEXT NOT NULL, pipeline TEXT NOT NULL,
+    kind TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL,
+    pages TEXT NOT NULL, headings TEXT NOT NULL,
+    UNIQUE (hash, pipeline)
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    content_id INTEGER NOT NULL REFERENCES contents(id),
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    added_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_content ON documents(content_id);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    content_id INTEGER NOT NULL REFERENCES contents(id),
+    ord INTEGER NOT NULL, text TEXT NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    page INTEGER, heading TEXT, n_tokens INTEGER NOT NULL,
+    text_hash BLOB NOT NULL, embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_content ON chunks(content_id);
+CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL, op INTEGER NOT NULL
+);
+"""
+_ADD, _DELETE = 1, -1
+_REPLAY_BATCH = 5000
+
+
+class SqliteStore:
+    """The embedded default `Store`. Use as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        embedder_id: str,
+        dim: int,
+        settings: IndexSettings | None = None,
+        create: bool = True,
+    ) -> None:
+        self.directory = Path(directory)
+        self.settings = settings or IndexSettings()
+        if not (self.directory / DATABASE).exists() and not create:
+            raise NotFound(f"no askdocs store at {self.directory}; run `askdocs ingest` first")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            self.directory / DATABASE, check_same_thread=False, timeout=60, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self.embedder_id, self.dim = self._check_meta(embedder_id, dim)
+        self._analyzer = Analyzer()
+        self._seq = 0
+        self._vectors = VectorIndex(dim, self._hnsw_params())
+        self._keywords = self._new_keyword_index()
+        self._load_indexes()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is None:
+                return
+            self.sync()
+            self._db.close()
+            self._db = None  # type: ignore[assignment]
+
+    def _check_meta(self, embedder_id: str, dim: int) -> tuple[str, int]:
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if not meta:
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [
+                        ("schema_version", str(SCHEMA_VERSION)),
+                        ("embedder", embedder_id),
+                        ("dim", str(dim)),
+                        ("created_at", str(time.time())),
+                    ],
+                )
+            return embedder_id, dim
+        if int(meta["schema_version"]) != SCHEMA_VERSION:
+            raise IndexMismatch(
+                f"{self.directory} has store schema {meta['schema_version']}, this askdocs "
+                f"reads {SCHEMA_VERSION}; ingest into a new --store"
+            )
+        if meta["embedder"] != embedder_id or int(meta["dim"]) != dim:
+            raise IndexMismatch(
+                f"{self.directory} was built with embedder {meta['embedder']} "
+                f"(dim {meta['dim']}), not {embedder_id} (dim {dim}); open it with the "
+                "embedder it was built with, or ingest into a new --store"
+            )
+        return embedder_id, dim
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def file_state(self, path: str) -> FileState | None:
+        row = self._db.execute(
+            "SELECT d.size, d.mtime_ns, c.hash, c.pipeline FROM documents d "
+            "JOIN contents c ON c.id = d.content_id WHERE d.path = ?",
+            (path,),
+        ).fetchone()
+        return FileState(*row) if row else None
+
+    def has_content(self, content_hash: str, pipeline: str) -> bool:
+        return self._content_id(content_hash, pipeline) is not None
+
+    def _content_id(self, content_hash: str, pipeline: str) -> int | None:
+        row = self._db.execute(
+            "SELECT id FROM contents WHERE hash = ? AND pipeline = ?", (content_hash, pipeline)
+        ).fetchone()
+        return row[0] if row else None
+
+    def cached_embeddings(self, text_hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """Embeddings already stored for chunk texts with these hashes (reused, not recomputed)."""
+        found: dict[bytes, np.ndarray] = {}
+        unique = list(dict.fromkeys(text_hashes))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            rows = self._db.execute(
+                "SELECT text_hash, embedding FROM chunks WHERE text_hash IN "
+                f"({','.join('?' * len(part))}) GROUP BY text_hash",
+                part,
+            ).fetchall()
+            found.update((h, np.frombuffer(e, dtype=np.float32)) for h, e in rows)
+        return found
+
+    def write(self, writes: Sequence[DocumentWrite]) -> None:
+        """Store a batch of files in one transaction, then bring the indexes up to date."""
+        if not writes:
+            return
+        with self._lock:
+            with self._transaction():
+                for item in writes:
+                    self._write_one(item)
+            self._catch_up()
+
+    def _write_one(self, item: DocumentWrite) -> None:
+        now = time.time()
+        content_id = self._content_id(item.content_hash, item.pipeline)
+        if content_id is None:
+            if item.document is None or item.embeddings is None:
+                raise ValueError(f"{item.path}: new content needs its document and embeddings")
+            content_id = self._insert_content(item)
+        old = self._db.execute(
+            "SELECT content_id FROM documents WHERE path = ?", (item.path,)
+        ).fetchone()
+        if old is None:
+            self._db.execute(
+                "INSERT INTO documents (path, content_id, size, mtime_ns, added_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (item.path, content_id, item.size, item.mtime_ns, now, now),
+            )
+            return
+        self._db.execute(
+            "UPDATE documents SET content_id = ?, size = ?, mtime_ns = ?, updated_at = ? "
+            "WHERE path = ?",
+            (content_id, item.size, item.mtime_ns, now, item.path),
+        )
+        if old[0] != content_id:
+            self._drop_if_orphan(old[0])
+
+    def _insert_content(self, item: DocumentWrite) -> int:
+        doc = item.document
+        assert doc is not None and item.embeddings is not None
+        cursor = self._db.execute(
+            "INSERT INTO contents (hash, pipeline, kind, title, text, pages, headings) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                item.content_hash,
+                item.pipeline,
+                doc.kind,
+                doc.title,
+                doc.text,
+                json.dumps([[p.number, p.start, p.end] for p in doc.pages]),
+                json.dumps([[h.start, h.level, h.text] for h in doc.headings]),
+            ),
+        )
+        content_id = int(cursor.lastrowid or 0)
+        embeddings = np.ascontiguousarray(item.embeddings, dtype=np.float32)
+        for chunk, vector, text_hash in zip(item.chunks, embeddings, item.text_hashes, strict=True):
+            cursor = self._db.execute(
+                'INSERT INTO chunks (content_id, ord, text, start, "end", page, heading, '
+                "n_tokens, text_hash, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    content_id,
+                    chunk.ord,
+                    chunk.text,
+                    chunk.start,
+                    chunk.end,
+                    chunk.page,
+                    chunk.heading,
+                    chunk.n_tokens,
+                    text_hash,
+                    vector.tobytes(),
+                ),
+            )
+            self._db.execute(
+                "INSERT INTO changes (chunk_id, op) VALUES (?, ?)", (cursor.lastrowid, _ADD)
+            )
+        return content_id
+
+    def _drop_if_orphan(self, content_id: int) -> None:
+        if self._db.execute(
+            "SELECT 1 FROM documents WHERE content_id = ? LIMIT 1", (content_id,)
+        ).fetchone():
+            return
+        self._db.execute(
+            "INSERT INTO changes (chunk_id, op) SELECT id, ? FROM chunks WHERE content_id = ?",
+            (_DELETE, content_id),
+        )
+        self._db.execute("DELETE FROM chunks WHERE content_id = ?", (content_id,))
+        self._db.execute("DELETE FROM contents WHERE id = ?", (content_id,))
+
+    def touch(self, path: str, size: int, mtime_ns: int) -> None:
+        """Record a new size/mtime for a file whose content did not change."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE documents SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
+            )
+
+    def remove(self, paths: Iterable[str]) -> int:
+        """Forget these paths; content no other path shares is deleted. Returns how many."""
+        removed = 0
+        with self._lock:
+            with self._transaction():
+                for path in paths:
+                    row = self._db.execute(
+                        "SELECT content_id FROM documents WHERE path = ?", (path,)
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    self._db.execute("DELETE FROM documents WHERE path = ?", (path,))
+                    self._drop_if_orphan(row[0])
+                    removed += 1
+            self._catch_up()
+        return removed
+
+    def paths(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT path FROM documents ORDER BY path")]
+
+    # -- derived indexes -------------------------------------------------------------------
+
+    def _hnsw_params(self) -> HnswParams:
+        s = self.settings
+        return HnswParams(s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.hnsw_threshold)
+
+    def _new_keyword_index(self) -> KeywordIndex:
+        return KeywordIndex(self._analyzer, k1=self.settings.bm25_k1, b=self.settings.bm25_b)
+
+    def _head(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _saved(self, stem: str) -> dict[int, Path]:
+        found = {}
+        for path in self.directory.glob(f"{stem}-*.idx"):
+            try:
+                found[int(path.stem.split("-")[1])] = path
+            except (IndexError, ValueError):
+                continue
+        return found
+
+    def _load_indexes(self) -> None:
+        for tmp in self.directory.glob("*.tmp"):  # left by a crash mid-save
+            tmp.unlink(missing_ok=True)
+        vectors, keywords = self._saved("vectors"), self._saved("keywords")
+        # A crash between the two saves leaves one newer file: use the newest complete pair.
+        common = sorted((set(vectors) & set(keywords)) - {s for s in vectors if s > self._head()})
+        loaded = False
+        if common:
+            seq = common[-1]
+            try:
+                self._vectors = VectorIndex.load(vectors[seq], self._hnsw_params())
+                self._keywords = KeywordIndex.load(keywords[seq])
+                self._seq = seq
+                loaded = self._replayable()
+            except ValueError:
+                loaded = False
+        if loaded:
+            self._catch_up()
+        if not loaded or self._problems():
+            self._rebuild()
+
+    def _replayable(self) -> bool:
+        """True when the log still holds every change after the indexes' position."""
+        if self._seq == self._head():
+            return True
+        row = self._db.execute("SELECT MIN(seq) FROM changes").fetchone()
+        return row[0] is not None and row[0] <= self._seq + 1
+
+    def _rebuild(self) -> None:
+        """Recreate both derived indexes from SQLite alone."""
+        with self._lock:
+            self._vectors = VectorIndex(self.dim, self._hnsw_params())
+            self._keywords = self._new_keyword_index()
+            self._db.execute("BEGIN")  # one snapshot: chunks and head agree
+            head = self._head()
+            last = 0
+            while True:
+                ids = [
+                    r[0]
+                    for r in self._db.execute(
+                        "SELECT id FROM chunks WHERE id > ? ORDER BY id LIMIT ?",
+                        (last, _REPLAY_BATCH),
+                    )
+                ]
+                if not ids:
+                    break
+                self._add_to_indexes(ids)
+                last = ids[-1]
+            self._db.execute("COMMIT")
+            self._seq = head
+            self._save_indexes()
+
+    def _catch_up(self) -> None:
+        """Apply logged changes past the indexes' position (from this or another process)."""
+        with self._lock:
+            head = self._head()
+            if head == self._seq:
+                return
+            if not self._replayable():
+                self._load_indexes()
+                return
+            rows = self._db.execute(
+                "SELECT chunk_id, op FROM changes WHERE seq > ? AND seq <= ?", (self._seq, head)
+            ).fetchall()
+            added = [c for c, op in rows if op == _ADD]
+            deleted = {c for c, op in rows if op == _DELETE}
+            self._vectors.delete(deleted)
+            self._keywords.delete(deleted)
+            fresh = [c for c in added if c not in deleted]
+            for start in range(0, len(fresh), _REPLAY_BATCH):
+                self._add_to_indexes(fresh[start : start + _REPLAY_BATCH])
+            self._seq = head
+
+    def _add_to_indexes(self, chunk_ids: Sequence[int]) -> None:
+        rows = self._db.execute(
+            "SELECT ch.id, ch.embedding, ch.text, ct.title FROM chunks ch "
+            "JOIN contents ct ON ct.id = ch.content_id "
+            f"WHERE ch.id IN ({','.join('?' * len(chunk_ids))}) ORDER BY ch.id",
+            list(chunk_ids),
+        ).fetchall()
+        if not rows:
+            return
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        self._vectors.add(ids, vectors.reshape(len(rows), self.dim))
+        self._keywords.add(ids.tolist(), [self._keyword_text(r[2], r[3]) for r in rows])
+
+    def _keyword_text(self, text: str, title: str) -> str:
+        return f"{title}\n{text}" if self.settings.title_in_keywords and title else text
+
+    def _save_indexes(self) -> None:
+        seq = self._seq
+        vectors = self.directory / f"vectors-{seq:012d}.idx"
+        keywords = self.directory / f"keywords-{seq:012d}.idx"
+        if not (vectors.exists() and keywords.exists()):
+            self._vectors.save(vectors)
+            self._keywords.save(keywords)
+        for stem, keep in (("vectors", vectors), ("keywords", keywords)):
+            for old in self.directory.glob(f"{stem}-*.idx"):
+                if old != keep:
+                    old.unlink(missing_ok=True)
+        # Both files now hold every change up to seq: the log before it is no longer needed.
+        self._db.execute("DELETE FROM changes WHERE seq <= ?", (seq,))
+
+    def sync(self) -> None:
+        """Catch up with the log and persist both indexes (called after ingest and on close)."""
+        with self._lock:
+            self._catch_up()
+            if self._seq not in self._saved("vectors"):
+                self._save_indexes()
+
+    def _problems(self) -> list[str]:
+        count = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        problems = []
+        if len(self._vectors) != count:
+            problems.append(f"vector index holds {len(self._vectors)} chunks, SQLite {count}")
+        if len(self._keywords) != count:
+            problems.append(f"keyword index holds {len(self._keywords)} chunks, SQLite {count}")
+        return problems
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def allowed_ids(
+        self, *, path_glob: str | None = None, kinds: Sequence[str] | None = None
+    ) -> np.ndarray | None:
+        """Chunk ids passing the filters (sorted), or None when there is no filter."""
+        if not path_glob and not kinds:
+            return None
+        where, args = [], []
+        if path_glob:
+            where.append("d.path GLOB ?")
+            args.append(path_glob if path_glob.startswith(("/", "*")) else f"*{path_glob}")
+        if kinds:
+            where.append(f"ct.kind IN ({','.join('?' * len(kinds))})")
+            args.extend(k.lower().lstrip(".") for k in kinds)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT ch.id FROM chunks ch JOIN contents ct ON ct.id = ch.content_id "
+                "JOIN documents d ON d.content_id = ch.content_id WHERE "
+                + " AND ".join(where)
+                + " ORDER BY ch.id",
+                args,
+            ).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def search_dense(
+        self, vector: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            self._catch_up()
+            return self._vectors.search(vector, k, allowed=allowed)
+
+    def search_keyword(
+        self, query: str, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            self._catch_up()
+            return self._keywords.search(query, k, allowed=allowed)
+
+    def records(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        if not len(chunk_ids):
+            return {}
+        ids = [int(i) for i in chunk_ids]
+        with self._lock:
+            rows = self._db.execute(
+                'SELECT ch.id, ch.text, ch.start, ch."end", ch.page, ch.heading, ct.title, '
+                "ct.kind, (SELECT json_group_array(path) FROM (SELECT path FROM documents "
+                "WHERE content_id = ch.content_id ORDER BY id)) FROM chunks ch "
+                "JOIN contents ct ON ct.id = ch.content_id "
+                f"WHERE ch.id IN ({','.join('?' * len(ids))})",
+                ids,
+            ).fetchall()
+        return {
+            r[0]: ChunkRecord(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(json.loads(r[8]))
+            )
+            for r in rows
+        }
+
+    def status(self) -> StoreStatus:
+        with self._lock:
+            self._catch_up()
+            one = self._db.execute
+            documents = one("SELECT COUNT(*) FROM documents").fetchone()[0]
+            contents = one("SELECT COUNT(*) FROM contents").fetchone()[0]
+            chunks = one("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            kinds = dict(
+                one(
+                    "SELECT ct.kind, COUNT(*) FROM documents d JOIN contents ct "
+                    "ON ct.id = d.content_id GROUP BY ct.kind"
+                ).fetchall()
+            )
+            problems = tuple(self._problems())
+            if chunks and not problems:
+                sample = self._vectors.ids()
+                stored = np.array([r[0] for r in one("SELECT id FROM chunks ORDER BY id")])
+                if not np.array_equal(sample, stored):
+                    problems = ("vector index ids differ from SQLite's chunk ids",)
+        size = sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+        return StoreStatus(
+            str(self.directory),
+            documents,
+            contents,
+            chunks,
+            size,
+            self.embedder_id,
+            self.dim,
+            self._vectors.kind,
+            not problems,
+            problems,
+            kinds,
+        )

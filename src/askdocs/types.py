@@ -1,0 +1,67 @@
+"""Data that flows through the pipeline: plain frozen records, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of a paged document: its 1-based number and its span in `Document.text`."""
+
+    number: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """A heading found in a document, with the offset in `Document.text` where it starts."""
+
+    start: int
+    level: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """The text extracted from one file, with what is needed to point back into it."""
+
+    path: str
+    text: str
+    title: str
+    kind: str  # "txt", "md", "html", "pdf", "docx"
+    pages: tuple[Page, ...] = ()
+    headings: tuple[Heading, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a document sized for the embedder. `text == document.text[start:end]`."""
+
+    ord: int
+    text: str
+    start: int
+    end: int
+    n_tokens: int
+    page: int | None = None
+    heading: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result: a stored chunk, where it comes from, and how each retriever scored it."""
+
+    chunk_id: int
+    text: str
+    path: str
+    title: str
+    kind: str
+    start: int
+    end: int
+    page: int | None
+    heading: str | None
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+    also_in: tuple[str, ...] = ()  # other paths whose content is identical

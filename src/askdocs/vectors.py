@@ -1,0 +1,271 @@
+"""Vector indexes over chunk embeddings: exact for small collections, HNSW (faiss) for large.
+
+Both are *derived* from the store (SQLite keeps every embedding) and share one interface, so
+`VectorIndex` can start exact and move to HNSW as the collection grows. Vectors are unit
+length, so inner product is cosine similarity. Ids are int64 chunk ids.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "askdocs-vectors-1"
+
+
+@dataclass(frozen=True, slots=True)
+class HnswParams:
+    """HNSW graph settings; defaults measured on 384-d MiniLM vectors (docs/benchmarks.md)."""
+
+    m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 96
+    threshold: int = 20_000  # below this many vectors, exact search is fast enough and exact
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest scores, best first (ties: lower index first)."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+class ExactIndex:
+    """Brute-force inner product over a contiguous matrix; deletes compact the matrix."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def ids(self) -> np.ndarray:
+        return np.sort(self._ids[: self._size])
+
+    def add(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        needed = self._size + len(ids)
+        if needed > len(self._ids):  # grow geometrically: amortised O(1) appends
+            capacity = max(needed, 2 * len(self._ids), 1024)
+            self._ids = np.resize(self._ids, capacity)
+            grown = np.zeros((capacity, self.dim), dtype=np.float32)
+            grown[: self._size] = self._vectors[: self._size]
+            self._vectors = grown
+        self._ids[self._size : needed] = ids
+        self._vectors[self._size : needed] = vectors
+        self._size = needed
+
+    def delete(self, ids: Iterable[int]) -> None:
+        doomed = np.fromiter(ids, dtype=np.int64)
+        if not len(doomed) or not self._size:
+            return
+        keep = ~np.isin(self._ids[: self._size], doomed)
+        kept = int(keep.sum())
+        self._ids[:kept] = self._ids[: self._size][keep]
+        self._vectors[:kept] = self._vectors[: self._size][keep]
+        self._size = kept
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._ids[: self._size], self._vectors[: self._size]
+
+    def search(
+        self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ids, vectors = self.vectors()
+        if allowed is not None:
+            keep = np.isin(ids, allowed)
+            ids, vectors = ids[keep], vectors[keep]
+        if not len(ids) or k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        scores = vectors @ query.astype(np.float32)
+        best = _top_k(scores, k)
+        return ids[best], scores[best]
+
+
+class HnswIndex:
+    """faiss HNSW graph keyed by chunk id; deletes are tombstones until the next rebuild."""
+
+    def __init__(
+        self, dim: int, params: HnswParams, index: Any = None, deleted: Iterable[int] = ()
+    ) -> None:
+        import faiss
+
+        self.dim = dim
+        self.params = params
+        if index is None:
+            inner = faiss.IndexHNSWFlat(dim, params.m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = params.ef_construction
+            index = faiss.IndexIDMap2(inner)
+        self._index = index
+        self._deleted: set[int] = set(deleted)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal) - len(self._deleted)
+
+    def ids(self) -> np.ndarray:
+        import faiss
+
+        all_ids = faiss.vector_to_array(self._index.id_map)
+        return np.sort(all_ids[~np.isin(all_ids, list(self._deleted))])
+
+    def add(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        self._deleted.difference_update(ids.tolist())
+        self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+
+    def delete(self, ids: Iterable[int]) -> None:
+        self._deleted.update(int(i) for i in ids)
+
+    @property
+    def tombstone_ratio(self) -> float:
+        return len(self._deleted) / max(1, int(self._index.ntotal))
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        ids = self.ids()
+        return ids, self._index.reconstruct_batch(ids) if len(ids) else np.zeros((0, self.dim))
+
+    def search(
+        self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        if k <= 0 or not len(self):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        selector = None
+        if allowed is not None:
+            allowed = np.setdiff1d(allowed, list(self._deleted), assume_unique=False)
+            if len(allowed) <= max(1000, len(self) // 20):
+                return self._search_subset(query, k, allowed)
+            selector = faiss.IDSelectorBatch(allowed)
+        elif self._deleted:
+            selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(list(self._deleted)))
+        params = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k), sel=selector)
+        scores, ids = self._index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
+        found = ids[0] >= 0
+        return ids[0][found], scores[0][found]
+
+    def _search_subset(
+        self, query: np.ndarray, k: int, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A narrow filter defeats graph search, so score the few allowed vectors exactly."""
+        if not len(allowed):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        scores = self._index.reconstruct_batch(allowed) @ query.astype(np.float32)
+        best = _top_k(scores, k)
+        return allowed[best], scores[best]
+
+
+class VectorIndex:
+    """Exact below `params.threshold` vectors, HNSW above; rebuilds HNSW when 20% is deleted."""
+
+    def __init__(self, dim: int, params: HnswParams | None = None) -> None:
+        self.dim = dim
+        self.params = params or HnswParams()
+        self._impl: ExactIndex | HnswIndex = ExactIndex(dim)
+
+    @property
+    def kind(self) -> str:
+        return "hnsw" if isinstance(self._impl, HnswIndex) else "exact"
+
+    def __len__(self) -> int:
+        return len(self._impl)
+
+    def ids(self) -> np.ndarray:
+        return self._impl.ids()
+
+    def add(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        self._impl.add(ids, vectors)
+        if isinstance(self._impl, ExactIndex) and len(self._impl) >= self.params.threshold:
+            self._rebuild(HnswIndex(self.dim, self.params))
+
+    def delete(self, ids: Iterable[int]) -> None:
+        self._impl.delete(ids)
+        impl = self._impl
+        if isinstance(impl, HnswIndex) and impl.tombstone_ratio > 0.2:
+            target = (
+                HnswIndex(self.dim, self.params)
+                if len(impl) >= self.params.threshold
+                else ExactIndex(self.dim)
+            )
+            self._rebuild(target)
+
+    def _rebuild(self, target: ExactIndex | HnswIndex) -> None:
+        ids, vectors = self._impl.vectors()
+        target.add(ids.copy(), np.ascontiguousarray(vectors))
+        self._impl = target
+
+    def search(
+        self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self._impl.search(np.asarray(query, dtype=np.float32).ravel(), k, allowed=allowed)
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a temp file in the same directory, fsync, then rename."""
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as fh:
+            np.save(fh, np.frombuffer(FORMAT.encode(), dtype=np.uint8))
+            np.save(
+                fh,
+                np.array(
+                    [
+                        self.dim,
+                        self.params.m,
+                        self.params.ef_construction,
+                        self.params.ef_search,
+                        self.params.threshold,
+                    ],
+                    dtype=np.int64,
+                ),
+            )
+            if isinstance(self._impl, HnswIndex):
+                import faiss
+
+                np.save(fh, np.frombuffer(b"hnsw", dtype=np.uint8))
+                np.save(fh, np.array(sorted(self._impl._deleted), dtype=np.int64))
+                np.save(fh, faiss.serialize_index(self._impl._index))
+            else:
+                ids, vectors = self._impl.vectors()
+                np.save(fh, np.frombuffer(b"exact", dtype=np.uint8))
+                np.save(fh, ids)
+                np.save(fh, vectors)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, params: HnswParams | None = None) -> VectorIndex:
+        """Read a saved index; raises ValueError on a corrupt or foreign file."""
+        try:
+            with path.open("rb") as fh:
+                if np.load(fh).tobytes().decode() != FORMAT:
+                    raise ValueError(f"{path}: not an {FORMAT} file")
+                dim, m, efc, efs, threshold = (int(v) for v in np.load(fh))
+                saved = HnswParams(m, efc, efs, threshold)
+                index = cls(dim, params or saved)
+                kind = np.load(fh).tobytes()
+                if kind == b"hnsw":
+                    import faiss
+
+                    deleted = np.load(fh)
+                    # efSearch is passed per query, so the saved graph needs no tuning here.
+                    generic = faiss.deserialize_index(np.load(fh))
+                    raw = faiss.downcast_index(generic)
+                    generic.this.disown()  # the typed wrapper must own the native index
+                    raw.this.acquire()
+                    index._impl = HnswIndex(dim, index.params, raw, deleted.tolist())
+                else:
+                    ids, vectors = np.load(fh), np.load(fh)
+                    index._impl.add(ids, vectors)
+        except (OSError, EOFError, UnicodeDecodeError, RuntimeError) as exc:
+            raise ValueError(f"{path}: unreadable vector index ({exc})") from exc
+        return index
