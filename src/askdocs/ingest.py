@@ -217,16 +217,19 @@ def _flush(pending: list[_Pending], store: Store, embedder: Embedder, report: In
     if todo:
         known.update(zip(todo, embedder.embed(list(todo.values())), strict=True))
         report.embedded += len(todo)
-    writes, offset = [], 0
+    writes, offset, contents = [], 0, set()
     for item in pending:
         n = len(item.embed_texts)
         own = hashes[offset : offset + n]
         offset += n
-        embeddings = np.stack([known[h] for h in own]) if n else None
-        writes.append(
-            DocumentWrite(**{**_fields(item.write), "embeddings": embeddings, "text_hashes": own})
-        )
-        report.chunks += n
+        key = (item.write.content_hash, item.write.pipeline)
+        if n and key not in contents:
+            contents.add(key)
+            fields = {"embeddings": np.stack([known[h] for h in own]), "text_hashes": own}
+            report.chunks += n
+        else:  # content already stored, or a second identical file in this batch: link to it
+            fields = {"document": None, "chunks": ()}
+        writes.append(DocumentWrite(**{**_fields(item.write), **fields}))
         if item.is_update:
             report.updated += 1
         else:
