@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from askdocs.store import DocumentWrite, Store
 from askdocs.types import Chunk, Document
 
 READER_VERSION = 1
+T = TypeVar("T")
 _TITLE_TOKENS = 24  # at most this much of the title is prepended to each embedded chunk
 
 
@@ -106,32 +108,77 @@ def ingest(
     progress: Callable[[Progress], None] | None = None,
 ) -> IngestReport:
     """Bring the store up to date with `paths`; with `prune`, forget files gone from them."""
-    start = time.perf_counter()
-    report = IngestReport()
     files = list(dict.fromkeys(discover(paths, hidden=settings.ingest.follow_hidden)))
     pipeline = pipeline_id(settings, embedder.id)
-    pending: list[_Pending] = []
-    for done, (path, problem) in enumerate(files, start=1):
+
+    def prepare(entry: tuple[Path, str | None], report: IngestReport) -> _Pending | None:
+        path, problem = entry
         if problem:
-            report.failed.append(Failure(str(path), problem))
+            raise UnreadableDocument(str(path), problem)
+        return _prepare(path, store, embedder, settings, pipeline, report)
+
+    report = _run(files, lambda entry: str(entry[0]), prepare, store, embedder, settings, progress)
+    if prune:
+        report.removed = prune_missing(paths, store)
+    return report
+
+
+def ingest_documents(
+    documents: Sequence[Document],
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+) -> IngestReport:
+    """Store already-extracted documents (a BEIR corpus, say), keyed by `document.path`.
+
+    Unchanged documents (same title, kind and text) are skipped, as files are.
+    """
+    pipeline = pipeline_id(settings, embedder.id)
+
+    def prepare(document: Document, report: IngestReport) -> _Pending | None:
+        content = f"{document.kind}\0{document.title}\0{document.text}".encode()
+        content_hash = hashlib.sha256(content).hexdigest()
+        state = store.file_state(document.path)
+        if state and (state.content_hash, state.pipeline) == (content_hash, pipeline):
+            report.unchanged += 1
+            return None
+        write = DocumentWrite(document.path, len(content), 0, content_hash, pipeline)
+        return _pending(write, document, store, embedder, settings, state is not None)
+
+    return _run(documents, lambda d: d.path, prepare, store, embedder, settings, progress)
+
+
+def _run(
+    items: Sequence[T],
+    name: Callable[[T], str],
+    prepare: Callable[[T, IngestReport], _Pending | None],
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    progress: Callable[[Progress], None] | None,
+) -> IngestReport:
+    """Prepare each item, embedding and committing in batches; failures are recorded."""
+    start = time.perf_counter()
+    report = IngestReport()
+    pending: list[_Pending] = []
+    for done, item in enumerate(items, start=1):
+        try:
+            prepared = prepare(item, report)
+        except AskdocsError as exc:
+            reason = exc.reason if isinstance(exc, UnreadableDocument) else str(exc)
+            report.failed.append(Failure(name(item), reason))
+        except OSError as exc:
+            report.failed.append(Failure(name(item), exc.strerror or str(exc)))
         else:
-            try:
-                item = _prepare(path, store, embedder, settings, pipeline, report)
-            except AskdocsError as exc:
-                reason = exc.reason if isinstance(exc, UnreadableDocument) else str(exc)
-                report.failed.append(Failure(str(path), reason))
-            except OSError as exc:
-                report.failed.append(Failure(str(path), exc.strerror or str(exc)))
-            else:
-                if item is not None:
-                    pending.append(item)
+            if prepared is not None:
+                pending.append(prepared)
         if sum(len(p.embed_texts) for p in pending) >= settings.ingest.batch_chunks:
             _flush(pending, store, embedder, report)
         if progress:
-            progress(Progress(done, len(files), report.chunks, time.perf_counter() - start))
+            progress(Progress(done, len(items), report.chunks, time.perf_counter() - start))
     _flush(pending, store, embedder, report)
-    if prune:
-        report.removed = prune_missing(paths, store)
     store.sync()
     report.seconds = time.perf_counter() - start
     return report
@@ -163,15 +210,27 @@ def _prepare(
         report.unchanged += 1
         return None
     write = DocumentWrite(key, stat.st_size, stat.st_mtime_ns, content_hash, pipeline)
-    if store.has_content(content_hash, pipeline):
-        return _Pending(write, [], state is not None)
+    return _pending(write, document, store, embedder, settings, state is not None)
+
+
+def _pending(
+    write: DocumentWrite,
+    document: Document,
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    is_update: bool,
+) -> _Pending:
+    if store.has_content(write.content_hash, write.pipeline):
+        return _Pending(write, [], is_update)
     chunks, texts = chunk_for_embedding(document, embedder, settings)
     if not chunks:
-        raise UnreadableDocument(key, "no text to index")
-    write = DocumentWrite(
-        key, stat.st_size, stat.st_mtime_ns, content_hash, pipeline, document, chunks
+        raise UnreadableDocument(write.path, "no text to index")
+    return _Pending(
+        DocumentWrite(**{**_fields(write), "document": document, "chunks": chunks}),
+        texts,
+        is_update,
     )
-    return _Pending(write, texts, state is not None)
 
 
 def chunk_for_embedding(

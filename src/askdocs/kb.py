@@ -22,7 +22,7 @@ from askdocs.models import MINILM_WEIGHTS
 from askdocs.retrieval import Filters, retrieve
 from askdocs.store import Store, StoreStatus
 from askdocs.store.sqlite import SqliteStore
-from askdocs.types import Hit
+from askdocs.types import Document, Hit
 
 EMBEDDERS: dict[str, tuple[str, int]] = {
     # name -> (id stored with the index, dimension); the id is known without loading weights
@@ -84,6 +84,17 @@ class KnowledgeBase:
     ) -> ingesting.IngestReport:
         return ingesting.ingest(
             paths, self.store, self.embedder, self.settings, prune=prune, progress=progress
+        )
+
+    def ingest_documents(
+        self,
+        documents: Sequence[Document],
+        *,
+        progress: Callable[[ingesting.Progress], None] | None = None,
+    ) -> ingesting.IngestReport:
+        """Store documents that are already text, keyed by `Document.path` (e.g. a corpus)."""
+        return ingesting.ingest_documents(
+            documents, self.store, self.embedder, self.settings, progress=progress
         )
 
     def remove(self, paths: Sequence[str | Path]) -> int:
