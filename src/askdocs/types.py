@@ -65,3 +65,46 @@ class Hit:
     scores: dict[str, float] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
     also_in: tuple[str, ...] = ()  # other paths whose content is identical
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A passage an answer cites: `[number]` in the answer text refers to it."""
+
+    number: int
+    chunk_id: int
+    path: str
+    title: str
+    page: int | None
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceSupport:
+    """One sentence of an answer and how well the passages it cites support it."""
+
+    text: str
+    start: int
+    end: int
+    cites: tuple[int, ...]
+    support: float  # 0..1, see answer.py for how it is computed
+    supported: bool
+    problems: tuple[str, ...] = ()  # e.g. "cites [7], which does not exist", "no citation"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A grounded answer, or a refusal that shows the closest passages instead."""
+
+    question: str
+    text: str
+    answered: bool  # False: "the documents do not contain the answer"
+    citations: tuple[Citation, ...]
+    sentences: tuple[SentenceSupport, ...] = ()
+    passages: tuple[Citation, ...] = ()  # every passage the model saw, numbered as in the prompt
+    timings: dict[str, float] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)
+    mode: str = "generative"  # or "extractive"
