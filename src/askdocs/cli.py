@@ -7,11 +7,12 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
-from askdocs import config
+from askdocs import config, evaluate
 from askdocs.errors import AskdocsError
 from askdocs.ingest import IngestReport, Progress
 from askdocs.kb import KnowledgeBase
@@ -163,3 +164,45 @@ def status(store: str | None, as_json: bool) -> None:
         f"(dim {s.dim})\nvectors    {s.vector_index}\n"
         f"in sync    {'yes' if s.in_sync else 'NO: ' + '; '.join(s.problems)}"
     )
+
+
+@main.group(name="eval")
+def eval_group() -> None:
+    """Measure search quality on labelled queries."""
+
+
+def _split_modes(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in value.split(",") if m.strip())
+    unknown = [m for m in modes if m not in evaluate.EVAL_MODES]
+    if unknown or not modes:
+        raise click.BadParameter(f"choose from {', '.join(evaluate.EVAL_MODES)}")
+    return modes
+
+
+@eval_group.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to score.")
+@click.option(
+    "--modes",
+    default=",".join(evaluate.EVAL_MODES),
+    show_default=True,
+    callback=_split_modes,
+    help="Comma-separated modes to score.",
+)
+@click.option("--store", metavar="DIR|NAME", help="Store to use (default: eval-<DIR name>).")
+@json_option
+def retrieval(
+    directory: str, split: str, modes: tuple[str, ...], store: str | None, as_json: bool
+) -> None:
+    """Score every search mode on a BEIR-format collection in DIRECTORY (corpus.jsonl,
+    queries.jsonl, qrels/<split>.tsv): nDCG@10, MAP@100, MRR@10, Recall@10/100, latency."""
+    store = store or str(evaluate.default_store(Path(directory)))
+    with _open(store, create=True) as kb, _progress_bar(quiet=as_json) as progress:
+        result = evaluate.evaluate_retrieval(
+            kb, Path(directory), split=split, modes=modes, progress=progress
+        )
+    if as_json:
+        _emit(dataclasses.asdict(result))
+        return
+    _print_report(result.ingest)
+    click.echo(evaluate.format_evaluation(result))

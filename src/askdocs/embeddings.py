@@ -104,16 +104,28 @@ def _batches(order: np.ndarray, encodings: list[list[int]], budget: int) -> list
 def _session(threads: int) -> Any:
     try:
         import onnxruntime as ort
-        from safetensors.numpy import load_file
-    except ImportError as exc:  # pragma: no cover - both are core dependencies
+    except ImportError as exc:  # pragma: no cover - a core dependency
         raise ModelLoadError(f"a core dependency is missing: {exc.name}") from exc
-    from askdocs.onnx_bert import bert_graph
-
-    weights = load_file(str(verified(MINILM_WEIGHTS)))
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # shape-merge warnings from the optimiser are noise
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    model = bert_graph(weights).SerializeToString()
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(_model_bytes(), options, providers=["CPUExecutionProvider"])
+
+
+def _model_bytes() -> bytes:
+    """The encoder as a serialised ONNX model.
+
+    Built in its own frame so the weights and the graph object are freed before ONNX Runtime
+    makes its copy: kept alive through session creation, they raised the peak RSS of loading
+    the model from 435 to 506 MB.
+    """
+    try:
+        from safetensors.numpy import load_file
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise ModelLoadError(f"a core dependency is missing: {exc.name}") from exc
+    from askdocs.onnx_bert import bert_graph
+
+    graph = bert_graph(load_file(str(verified(MINILM_WEIGHTS))))
+    return graph.SerializeToString()

@@ -76,12 +76,17 @@ def pipeline_id(settings: Settings, embedder_id: str) -> str:
     )
 
 
+def _absolute(path: str | Path) -> Path:
+    """The absolute path with `..` and `.` folded, the one key a file is stored under."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
+
+
 def discover(
     paths: Iterable[str | Path], *, hidden: bool = False
 ) -> Iterator[tuple[Path, str | None]]:
     """Files to ingest under `paths`, each with None or the reason it cannot be ingested."""
     for given in paths:
-        path = Path(given).expanduser().absolute()
+        path = _absolute(given)
         if path.is_dir():
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if hidden or not d.startswith("."))
@@ -303,7 +308,7 @@ def _fields(write: DocumentWrite) -> dict[str, object]:
 
 def stored_under(paths: Sequence[str | Path], store: Store) -> list[str]:
     """Stored paths equal to one of `paths` or inside one of them (as directories)."""
-    roots = [str(Path(p).expanduser().absolute()) for p in paths]
+    roots = [str(_absolute(p)) for p in paths]
     return [
         p
         for p in store.paths()
