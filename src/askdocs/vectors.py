@@ -8,6 +8,7 @@ length, so inner product is cosine similarity. Ids are int64 chunk ids.
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -279,8 +280,18 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         """Write atomically: a temp file in the same directory, fsync, then rename."""
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as fh:
+        # A unique temp name: another process may be saving the same index at the same time.
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(name)
+        try:
+            self._write(os.fdopen(fd, "wb"))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _write(self, fh: BinaryIO) -> None:
+        with fh:
             np.save(fh, np.frombuffer(FORMAT.encode(), dtype=np.uint8))
             np.save(
                 fh,
@@ -308,7 +319,6 @@ class VectorIndex:
                 np.save(fh, vectors)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path, params: HnswParams | None = None) -> VectorIndex:

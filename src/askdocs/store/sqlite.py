@@ -11,6 +11,7 @@ Content is stored once per (content hash, pipeline); paths point at it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -62,6 +63,7 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 """
 _ADD, _DELETE = 1, -1
+_STALE_TMP_SECONDS = 900
 _REPLAY_BATCH = 5000
 
 
@@ -189,11 +191,15 @@ class SqliteStore:
             return
         with self._lock:
             with self._transaction():
-                for item in writes:
-                    self._write_one(item)
+                replaced = [self._write_one(item) for item in writes]
+                # Only at the end of the batch: a later write in it may link to that content
+                # (a file moved to a new name while its old name got new content).
+                for content_id in dict.fromkeys(c for c in replaced if c is not None):
+                    self._drop_if_orphan(content_id)
             self._catch_up()
 
-    def _write_one(self, item: DocumentWrite) -> None:
+    def _write_one(self, item: DocumentWrite) -> int | None:
+        """Insert or update one document; returns the content id it stopped pointing at."""
         now = time.time()
         content_id = self._content_id(item.content_hash, item.pipeline)
         if content_id is None:
@@ -209,14 +215,13 @@ class SqliteStore:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (item.path, content_id, item.size, item.mtime_ns, now, now),
             )
-            return
+            return None
         self._db.execute(
             "UPDATE documents SET content_id = ?, size = ?, mtime_ns = ?, updated_at = ? "
             "WHERE path = ?",
             (content_id, item.size, item.mtime_ns, now, item.path),
         )
-        if old[0] != content_id:
-            self._drop_if_orphan(old[0])
+        return old[0] if old[0] != content_id else None
 
     def _insert_content(self, item: DocumentWrite) -> int:
         doc = item.document
@@ -320,8 +325,11 @@ class SqliteStore:
         return found
 
     def _load_indexes(self) -> None:
-        for tmp in self.directory.glob("*.tmp"):  # left by a crash mid-save
-            tmp.unlink(missing_ok=True)
+        for tmp in self.directory.glob("*.tmp"):
+            # Left by a crash mid-save; a recent one may be another process's save in progress.
+            with contextlib.suppress(OSError):
+                if time.time() - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
+                    tmp.unlink()
         vectors, keywords = self._saved("vectors"), self._saved("keywords")
         # A crash between the two saves leaves one newer file: use the newest complete pair.
         common = sorted((set(vectors) & set(keywords)) - {s for s in vectors if s > self._head()})

@@ -1,0 +1,562 @@
+"""The Store protocol: contract tests for every backend, then SqliteStore's derived indexes.
+
+Vectors come from `FakeEmbedder`: these tests are about storage, not about the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from askdocs import vectors
+from askdocs.config import IndexSettings, SearchSettings
+from askdocs.errors import IndexMismatch, NotFound
+from askdocs.keyword import KeywordIndex
+from askdocs.retrieval import retrieve
+from askdocs.store import DocumentWrite, FileState, Store
+from askdocs.store.sqlite import SqliteStore
+from askdocs.testing import FakeEmbedder
+from askdocs.types import Chunk, Document, Page
+
+PIPELINE = "test-pipeline"
+OpenStore = Callable[..., Store]
+
+
+def open_sqlite(directory: Path, *, embedder_id: str, dim: int, hnsw_threshold: int) -> Store:
+    return SqliteStore(
+        directory,
+        embedder_id=embedder_id,
+        dim=dim,
+        settings=IndexSettings(hnsw_threshold=hnsw_threshold),
+    )
+
+
+# Every backend must pass the contract tests; a PostgreSQL one joins this mapping.
+BACKENDS: dict[str, Callable[..., Store]] = {"sqlite": open_sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def open_store(
+    request: pytest.FixtureRequest, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> Iterator[OpenStore]:
+    """`open_store(name="store", *, embedder_id=fake's, dim=fake's, hnsw_threshold=20_000)`."""
+    opened: list[Store] = []
+
+    def open_(
+        name: str = "store",
+        *,
+        embedder_id: str = fake_embedder.id,
+        dim: int = fake_embedder.dim,
+        hnsw_threshold: int = 20_000,
+    ) -> Store:
+        store = BACKENDS[request.param](
+            tmp_path / name, embedder_id=embedder_id, dim=dim, hnsw_threshold=hnsw_threshold
+        )
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def make_write(fake_embedder: FakeEmbedder) -> Callable[..., DocumentWrite]:
+    """`make_write(path, paragraphs, *, kind="txt", title="")`: one chunk per paragraph.
+
+    A pdf gets one page per paragraph. The content hash covers kind, title and text, so the
+    same paragraphs under another path are the same content.
+    """
+
+    def make(
+        path: str, paragraphs: list[str], *, kind: str = "txt", title: str = ""
+    ) -> DocumentWrite:
+        text = "\n\n".join(paragraphs)
+        chunks, pages, start = [], [], 0
+        for ord_, paragraph in enumerate(paragraphs):
+            end = start + len(paragraph)
+            page = ord_ + 1 if kind == "pdf" else None
+            chunks.append(Chunk(ord_, paragraph, start, end, len(paragraph.split()), page, title))
+            if page:
+                pages.append(Page(page, start, end))
+            start = end + 2
+        document = Document(path, text, title or Path(path).stem, kind, tuple(pages))
+        content = f"{kind}\0{title}\0{text}".encode()
+        return DocumentWrite(
+            path=path,
+            size=len(content),
+            mtime_ns=1_000,
+            content_hash=hashlib.sha256(content).hexdigest(),
+            pipeline=PIPELINE,
+            document=document,
+            chunks=chunks,
+            embeddings=fake_embedder.embed(paragraphs),
+            text_hashes=[hashlib.sha256(p.encode()).digest() for p in paragraphs],
+        )
+
+    return make
+
+
+def link(write: DocumentWrite, path: str) -> DocumentWrite:
+    """The same content under another path, as ingest sends it: without the document."""
+    return dataclasses.replace(
+        write, path=path, document=None, chunks=(), embeddings=None, text_hashes=()
+    )
+
+
+def keyword_ids(store: Store, query: str, k: int = 10) -> list[int]:
+    return store.search_keyword(query, k)[0].tolist()
+
+
+def all_ids(store: Store) -> list[int]:
+    """Every chunk id, through the protocol: the dense index holds them all."""
+    return sorted(store.search_dense(np.ones(store.dim, np.float32), 10_000)[0].tolist())
+
+
+ALPHA = ["Aardvarks dig burrows at night.", "They eat ants and termites."]
+BETA = ["Beavers build dams from branches.", "Their lodges keep kits warm in winter."]
+GAMMA = ["Capybaras are the largest rodents.", "They graze beside rivers and lakes."]
+
+
+# -- contract ------------------------------------------------------------------------------
+
+
+def test_written_chunks_come_back_with_their_document(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    write = make_write("/docs/alpha.pdf", ALPHA, kind="pdf", title="Alpha")
+    store.write([write])
+    [chunk_id] = keyword_ids(store, "termites")
+    record = store.records([chunk_id])[chunk_id]
+    assert (record.text, record.start, record.end) == (
+        ALPHA[1],
+        len(ALPHA[0]) + 2,
+        len(write.document.text),
+    )
+    assert (record.page, record.heading, record.title, record.kind) == (2, "Alpha", "Alpha", "pdf")
+    assert record.paths == ("/docs/alpha.pdf",)
+    ids, scores = store.search_dense(write.embeddings[1], 1)
+    assert ids.tolist() == [chunk_id] and scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert store.records([]) == {}
+
+
+def test_file_state_content_and_touch(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    write = make_write("/docs/alpha.txt", ALPHA)
+    assert store.file_state(write.path) is None
+    assert not store.has_content(write.content_hash, PIPELINE)
+    store.write([write])
+    assert store.file_state(write.path) == FileState(
+        write.size, 1_000, write.content_hash, PIPELINE
+    )
+    assert store.has_content(write.content_hash, PIPELINE)
+    assert not store.has_content(write.content_hash, "another-pipeline")
+    store.touch(write.path, write.size, 2_000)
+    assert store.file_state(write.path).mtime_ns == 2_000
+
+
+def test_cached_embeddings_are_the_stored_vectors(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    write = make_write("/docs/alpha.txt", ALPHA)
+    store.write([write])
+    unknown = hashlib.sha256(b"never stored").digest()
+    cached = store.cached_embeddings([*write.text_hashes, unknown, write.text_hashes[0]])
+    assert set(cached) == set(write.text_hashes)
+    for text_hash, vector in zip(write.text_hashes, write.embeddings, strict=True):
+        np.testing.assert_array_equal(cached[text_hash], vector)
+
+
+def test_identical_content_is_stored_once(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite], fake_embedder: FakeEmbedder
+) -> None:
+    store = open_store()
+    write = make_write("/docs/alpha.txt", ALPHA)
+    store.write([write, link(write, "/copies/alpha.txt")])
+    store.write([link(write, "/more/alpha.txt")])
+    status = store.status()
+    assert (status.documents, status.contents, status.chunks) == (3, 1, 2)
+    [chunk_id] = keyword_ids(store, "burrows")
+    assert store.records([chunk_id])[chunk_id].paths == (
+        "/docs/alpha.txt",
+        "/copies/alpha.txt",
+        "/more/alpha.txt",
+    )
+    [hit] = retrieve(
+        store, fake_embedder, "burrows", settings=SearchSettings(), mode="keyword", k=5
+    )
+    assert (hit.path, hit.also_in) == ("/docs/alpha.txt", ("/copies/alpha.txt", "/more/alpha.txt"))
+    # The content lives while any path points at it.
+    assert store.remove(["/docs/alpha.txt", "/more/alpha.txt"]) == 2
+    assert store.records([chunk_id])[chunk_id].paths == ("/copies/alpha.txt",)
+    assert store.remove(["/copies/alpha.txt"]) == 1
+    assert keyword_ids(store, "burrows") == [] and store.status().contents == 0
+
+
+def test_changed_content_replaces_old_chunks_in_both_indexes(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    store.write([make_write("/docs/beta.txt", BETA)])
+    old = make_write("/docs/animal.txt", ALPHA)
+    store.write([old])
+    old_ids = keyword_ids(store, "aardvarks termites")
+    assert len(old_ids) == 2
+    new = make_write("/docs/animal.txt", GAMMA)
+    store.write([new])
+    assert keyword_ids(store, "aardvarks termites") == []
+    for vector in old.embeddings:
+        assert not set(store.search_dense(vector, 10)[0].tolist()) & set(old_ids)
+    assert store.records(old_ids) == {}
+    assert store.file_state("/docs/animal.txt").content_hash == new.content_hash
+    assert len(keyword_ids(store, "capybaras rivers")) == 2
+    status = store.status()
+    assert (status.documents, status.contents, status.chunks, status.in_sync) == (2, 2, 4, True)
+    assert len(all_ids(store)) == 4
+
+
+def test_content_a_batch_moves_to_another_path_is_kept(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    old = make_write("/docs/a.txt", ALPHA)
+    store.write([old])
+    [chunk_id, _] = sorted(keyword_ids(store, "aardvarks termites"))
+    # a.txt gets new content and, in the same batch, b.txt links to a.txt's old content.
+    store.write([make_write("/docs/a.txt", BETA), link(old, "/docs/b.txt")])
+    assert store.records([chunk_id])[chunk_id].paths == ("/docs/b.txt",)
+    status = store.status()
+    assert (status.documents, status.contents, status.chunks, status.in_sync) == (2, 2, 4, True)
+
+
+def test_a_failed_batch_stores_nothing(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    good = make_write("/docs/alpha.txt", ALPHA)
+    orphan = link(make_write("/docs/beta.txt", BETA), "/docs/beta.txt")  # content never stored
+    with pytest.raises(ValueError, match=r"beta\.txt"):
+        store.write([good, orphan])
+    assert store.paths() == [] and store.status().chunks == 0
+    assert keyword_ids(store, "aardvarks") == [] and all_ids(store) == []
+
+
+def test_remove_and_paths(open_store: OpenStore, make_write: Callable[..., DocumentWrite]) -> None:
+    store = open_store()
+    store.write([make_write(p, t) for p, t in [("/b/beta.txt", BETA), ("/a/alpha.txt", ALPHA)]])
+    store.write([make_write("/c/gamma.txt", GAMMA)])
+    assert store.paths() == ["/a/alpha.txt", "/b/beta.txt", "/c/gamma.txt"]
+    assert store.remove(["/b/beta.txt", "/not/stored.txt"]) == 1
+    assert store.remove([]) == 0
+    assert store.paths() == ["/a/alpha.txt", "/c/gamma.txt"]
+    assert keyword_ids(store, "beavers lodges") == []
+    assert store.file_state("/b/beta.txt") is None
+    assert len(all_ids(store)) == 4 and store.status().in_sync
+
+
+def test_filters_by_path_glob_and_kind(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    store.write(
+        [
+            make_write("/docs/notes/alpha.md", ALPHA, kind="md"),
+            make_write("/docs/beta.pdf", BETA, kind="pdf"),
+            make_write("/docs/notes/gamma.txt", GAMMA),
+        ]
+    )
+
+    def texts(**filters: object) -> set[str]:
+        allowed = store.allowed_ids(**filters)
+        return {r.text for r in store.records(allowed.tolist()).values()}
+
+    assert store.allowed_ids() is None
+    assert texts(path_glob="*.md") == set(ALPHA)
+    assert texts(path_glob="notes/*") == set(ALPHA + GAMMA)  # relative: matches anywhere
+    assert texts(path_glob="/docs/*.pdf") == set(BETA)
+    assert texts(kinds=["pdf", ".TXT"]) == set(BETA + GAMMA)
+    assert texts(path_glob="*/notes/*", kinds=["txt"]) == set(GAMMA)
+    assert texts(path_glob="*.docx") == set()
+    allowed = store.allowed_ids(kinds=["md"])
+    assert set(store.search_keyword("they", 10, allowed=allowed)[0].tolist()) <= set(
+        allowed.tolist()
+    )
+    assert set(
+        store.search_dense(np.ones(store.dim, np.float32), 10, allowed=allowed)[0].tolist()
+    ) == set(allowed.tolist())
+
+
+def test_status_reports_counts_embedder_and_sync(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite], fake_embedder: FakeEmbedder
+) -> None:
+    store = open_store()
+    empty = store.status()
+    assert (empty.documents, empty.chunks, empty.in_sync, empty.kinds) == (0, 0, True, {})
+    write = make_write("/docs/alpha.md", ALPHA, kind="md")
+    store.write(
+        [write, link(write, "/docs/copy.md"), make_write("/docs/beta.pdf", BETA, kind="pdf")]
+    )
+    status = store.status()
+    assert (status.documents, status.contents, status.chunks) == (3, 2, 4)
+    assert status.kinds == {"md": 2, "pdf": 1}
+    assert (status.embedder, status.dim) == (fake_embedder.id, fake_embedder.dim)
+    assert status.in_sync and status.problems == ()
+    assert status.bytes_on_disk > 0 and status.vector_index
+
+
+def test_reopening_keeps_everything(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    store.write([make_write("/docs/alpha.txt", ALPHA), make_write("/docs/beta.txt", BETA)])
+    before = keyword_ids(store, "dams ants"), all_ids(store), store.paths()
+    store.close()
+    again = open_store()
+    assert (keyword_ids(again, "dams ants"), all_ids(again), again.paths()) == before
+    assert again.status().in_sync
+
+
+def test_another_embedder_is_refused_with_the_fix(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite], fake_embedder: FakeEmbedder
+) -> None:
+    open_store().close()
+    with pytest.raises(IndexMismatch) as info:
+        open_store(embedder_id="some-other-model:max512")
+    message = str(info.value)
+    assert fake_embedder.id in message and "some-other-model:max512" in message
+    assert "ingest into a new --store" in message
+    with pytest.raises(IndexMismatch, match="dim 768"):
+        open_store(dim=768)
+
+
+def test_a_second_store_object_sees_new_writes_on_its_next_search(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    writer, reader = open_store(), open_store()
+    writer.write([make_write("/docs/alpha.txt", ALPHA)])
+    assert len(keyword_ids(reader, "aardvarks ants")) == 2
+    writer.write([make_write("/docs/alpha.txt", GAMMA), make_write("/docs/beta.txt", BETA)])
+    assert keyword_ids(reader, "aardvarks ants") == []
+    assert reader.search_dense(make_write("x", BETA).embeddings[0], 1)[0].tolist() == keyword_ids(
+        writer, "beavers", 1
+    )
+    writer.sync()  # index files saved, log truncated: the reader must reload, not miss changes
+    writer.remove(["/docs/beta.txt"])
+    assert keyword_ids(reader, "beavers") == [] and len(all_ids(reader)) == 2
+    assert reader.status().in_sync and reader.paths() == ["/docs/alpha.txt"]
+
+
+def test_hnsw_backed_store_stays_in_sync(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    writer, reader = open_store(hnsw_threshold=4), open_store(hnsw_threshold=4)
+    writer.write(
+        [
+            make_write(f"/docs/{n}.txt", [f"document {n} part {i}" for i in range(3)])
+            for n in range(30)
+        ]
+    )
+    assert reader.status().vector_index == "hnsw"
+    # Chunks added and deleted between two of the reader's catch-ups never reach its index
+    # (few enough deletes that no compaction hides a miscount).
+    writer.write([make_write("/docs/0.txt", GAMMA)])
+    writer.write([make_write("/docs/0.txt", BETA)])
+    writer.remove(["/docs/1.txt"])
+    for store in (writer, reader):
+        status = store.status()
+        assert (status.chunks, status.in_sync) == (86, True), status.problems
+        assert len(all_ids(store)) == 86
+    assert keyword_ids(reader, "capybaras") == [] and len(keyword_ids(reader, "beavers")) == 1
+
+
+def test_a_missing_store_is_not_created_when_asked_not_to(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="askdocs ingest"):
+        SqliteStore(tmp_path / "nowhere", embedder_id="x", dim=4, create=False)
+    assert not (tmp_path / "nowhere").exists()
+
+
+# -- SqliteStore: derived index files ------------------------------------------------------
+
+
+@pytest.fixture
+def filled(
+    tmp_path: Path, make_write: Callable[..., DocumentWrite], fake_embedder: FakeEmbedder
+) -> Path:
+    """A closed store directory holding three documents, its index files saved."""
+    with SqliteStore(
+        tmp_path / "store", embedder_id=fake_embedder.id, dim=fake_embedder.dim
+    ) as store:
+        store.write([make_write("/docs/alpha.txt", ALPHA), make_write("/docs/beta.txt", BETA)])
+        store.write([make_write("/docs/gamma.txt", GAMMA)])
+    return tmp_path / "store"
+
+
+def results(store: SqliteStore, fake_embedder: FakeEmbedder) -> list[object]:
+    queries = ["aardvarks", "they", "beavers winter", "rodents rivers lakes"]
+    return [store.search_keyword(q, 10)[0].tolist() for q in queries] + [
+        store.search_dense(v, 10)[0].tolist() for v in fake_embedder.embed(queries)
+    ]
+
+
+def open_at(directory: Path, fake_embedder: FakeEmbedder) -> SqliteStore:
+    return SqliteStore(directory, embedder_id=fake_embedder.id, dim=fake_embedder.dim)
+
+
+def die(*args: object) -> None:
+    raise KeyboardInterrupt
+
+
+def only(directory: Path, stem: str) -> Path:
+    [path] = directory.glob(f"{stem}-*.idx")
+    return path
+
+
+DAMAGE: dict[str, Callable[[Path], None]] = {
+    "vectors-deleted": lambda d: only(d, "vectors").unlink(),
+    "keywords-deleted": lambda d: only(d, "keywords").unlink(),
+    "both-deleted": lambda d: [only(d, s).unlink() for s in ("vectors", "keywords")] and None,
+    "vectors-empty": lambda d: only(d, "vectors").write_bytes(b""),
+    "vectors-truncated": lambda d: only(d, "vectors").write_bytes(
+        only(d, "vectors").read_bytes()[:300]
+    ),
+    "vectors-zip-like": lambda d: only(d, "vectors").write_bytes(b"PK\x03\x04" + bytes(500)),
+    "keywords-truncated": lambda d: only(d, "keywords").write_bytes(
+        only(d, "keywords").read_bytes()[:-9]
+    ),
+    "keywords-garbage": lambda d: only(d, "keywords").write_bytes(bytes(range(256)) * 4),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_index_files_are_rebuilt_when_missing_or_damaged(
+    filled: Path,
+    fake_embedder: FakeEmbedder,
+    damage: str,
+    assert_consistent: Callable[[SqliteStore], None],
+) -> None:
+    with open_at(filled, fake_embedder) as store:
+        expected = results(store, fake_embedder)
+    DAMAGE[damage](filled)
+    with open_at(filled, fake_embedder) as store:
+        assert results(store, fake_embedder) == expected
+        assert_consistent(store)
+    # The rebuilt files are good ones: the next open loads them as they are.
+    with open_at(filled, fake_embedder) as store:
+        assert results(store, fake_embedder) == expected
+
+
+def test_index_files_behind_sqlite_are_caught_up_from_the_log(
+    filled: Path,
+    fake_embedder: FakeEmbedder,
+    make_write: Callable[..., DocumentWrite],
+    assert_consistent: Callable[[SqliteStore], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with open_at(filled, fake_embedder) as writer:
+        # Committed to SQLite but not yet saved to the index files, as after a crash.
+        writer.write([make_write("/docs/alpha.txt", ["Aardvarks again.", "Now with new text."])])
+        writer.remove(["/docs/beta.txt"])
+        writer.write([make_write("/docs/delta.txt", ["Dolphins sleep with half a brain."])])
+        expected = results(writer, fake_embedder)
+
+        def no_rebuild(self: SqliteStore) -> None:
+            raise AssertionError("rebuilt from scratch instead of replaying the log")
+
+        monkeypatch.setattr(SqliteStore, "_rebuild", no_rebuild)
+        with open_at(filled, fake_embedder) as reader:
+            assert results(reader, fake_embedder) == expected
+            assert_consistent(reader)
+            assert keyword_ids(reader, "dolphins") and not keyword_ids(reader, "termites")
+
+
+def test_old_index_files_copied_back_are_not_trusted(
+    filled: Path,
+    tmp_path: Path,
+    fake_embedder: FakeEmbedder,
+    make_write: Callable[..., DocumentWrite],
+    assert_consistent: Callable[[SqliteStore], None],
+) -> None:
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for path in filled.glob("*.idx"):
+        shutil.copy2(path, backup / path.name)
+    with open_at(filled, fake_embedder) as store:
+        store.remove(["/docs/gamma.txt"])
+        store.write([make_write("/docs/delta.txt", ["Dolphins sleep with half a brain."])])
+        expected = results(store, fake_embedder)
+    for path in filled.glob("*.idx"):
+        path.unlink()
+    for path in backup.iterdir():
+        shutil.copy2(path, filled / path.name)
+    with open_at(filled, fake_embedder) as store:
+        assert results(store, fake_embedder) == expected
+        assert_consistent(store)
+        assert keyword_ids(store, "dolphins") and not keyword_ids(store, "capybaras")
+
+
+def test_a_crash_between_the_two_index_saves_is_recovered(
+    filled: Path,
+    fake_embedder: FakeEmbedder,
+    make_write: Callable[..., DocumentWrite],
+    assert_consistent: Callable[[SqliteStore], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with open_at(filled, fake_embedder) as store:
+        store.write([make_write("/docs/delta.txt", ["Dolphins sleep with half a brain."])])
+        expected = results(store, fake_embedder)
+        # The vector file of the new position is written, then the process dies.
+        monkeypatch.setattr(KeywordIndex, "save", die)
+        with pytest.raises(KeyboardInterrupt):
+            store.sync()
+        monkeypatch.undo()
+        store._db.close()  # no clean close: nothing more reaches the disk
+        store._db = None
+    assert len(list(filled.glob("vectors-*.idx"))) == 2
+    with open_at(filled, fake_embedder) as store:
+        assert results(store, fake_embedder) == expected
+        assert_consistent(store)
+
+
+def test_temp_files_left_by_a_crash_are_removed_on_open(
+    filled: Path, fake_embedder: FakeEmbedder, assert_consistent: Callable[[SqliteStore], None]
+) -> None:
+    leftovers = [filled / "vectors-000000000099.idx.tmp", filled / ".keywords-x.idx.abc.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half of an index")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))  # from a crash an hour ago
+    with open_at(filled, fake_embedder) as store:
+        assert_consistent(store)
+    assert not [p for p in leftovers if p.exists()]
+
+
+def test_opening_a_store_while_another_saves_its_indexes_breaks_neither(
+    filled: Path,
+    fake_embedder: FakeEmbedder,
+    make_write: Callable[..., DocumentWrite],
+    assert_consistent: Callable[[SqliteStore], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rename = os.replace
+
+    def open_another_store_then_rename(src: Path, dst: Path) -> None:
+        monkeypatch.setattr(vectors.os, "replace", rename)
+        open_at(filled, fake_embedder).close()  # e.g. `askdocs search` starting meanwhile
+        rename(src, dst)
+
+    with open_at(filled, fake_embedder) as writer:
+        writer.write([make_write("/docs/delta.txt", ["Dolphins sleep with half a brain."])])
+        monkeypatch.setattr(vectors.os, "replace", open_another_store_then_rename)
+        writer.sync()
+        assert_consistent(writer)
