@@ -209,7 +209,7 @@ def _prepare(
         return None
     max_bytes = int(settings.ingest.max_file_mb * 1_000_000)
     document = read(path, max_bytes=max_bytes)  # validates size, type and encoding first
-    content_hash = _file_hash(path)
+    content_hash = _file_hash(path, document.kind)
     if state and (state.content_hash, state.pipeline) == (content_hash, pipeline):
         store.touch(key, stat.st_size, stat.st_mtime_ns)
         report.unchanged += 1
@@ -259,8 +259,9 @@ def _clip_title(title: str, embedder: Embedder) -> str:
     return title[: encoding.offsets[_TITLE_TOKENS - 1][1]]
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
+def _file_hash(path: Path, kind: str) -> str:
+    """SHA-256 of the kind and the bytes: the same bytes read as .txt and as .md differ."""
+    digest = hashlib.sha256(f"{kind}\0".encode())
     with path.open("rb") as fh:
         while block := fh.read(1 << 20):
             digest.update(block)
