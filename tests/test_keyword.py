@@ -289,6 +289,14 @@ def test_duplicate_ids_in_one_batch_and_length_mismatch_raise() -> None:
     assert len(index) == 0
 
 
+def test_non_string_text_raises_before_adding_anything() -> None:
+    index = KeywordIndex()
+    texts = [f"text number {i}" for i in range(5000)] + [None]
+    with pytest.raises(TypeError, match="strings"):
+        index.add(range(5001), texts)  # type: ignore[arg-type]
+    assert len(index) == 0
+
+
 def test_delete_then_readd_same_id() -> None:
     index = build([1, 2], ["old text about whales", "something else"])
     index.delete([1])

@@ -180,7 +180,7 @@ def _assemble(
 ) -> Segment:
     """A segment from its documents and the CSR pieces of consecutive term ranges."""
     if not pieces:  # no document has a term
-        pieces = [(np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.uint32), [])]
+        pieces = [_csr_piece(np.empty(0, np.int64), np.empty(0, np.uint8), 1)]
     terms, counts, docs, tfs = (np.concatenate([p[i] for p in pieces]) for i in range(4))
     max_tf = int(tfs.max()) if len(tfs) else 1
     return Segment(

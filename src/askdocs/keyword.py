@@ -216,6 +216,8 @@ class KeywordIndex:
             raise ValueError(f"got {len(ids_array)} ids for {len(texts)} texts")
         if len(np.unique(ids_array)) != len(ids_array):
             raise ValueError("ids passed to add() must be unique")
+        if not all(isinstance(text, str) for text in texts):
+            raise TypeError("texts must be strings")  # checked first so no batch lands half-added
         self._reject_live(ids_array)
         word_ids = _WordIds()
         for start in range(0, len(ids_array), _ENCODE_BATCH):
@@ -432,10 +434,9 @@ def _no_hits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_file(f: BinaryIO, header: dict[str, object], arrays: dict[str, np.ndarray]) -> None:
+    arrays = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
     specs, offset = {}, 0
     for name, array in arrays.items():
-        array = np.ascontiguousarray(array)
-        arrays[name] = array
         specs[name] = {
             "dtype": array.dtype.str,
             "shape": list(array.shape),
@@ -467,11 +468,16 @@ def _read_file(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     blob = data[_PRELUDE.size : _PRELUDE.size + size]
     if len(blob) != size or zlib.crc32(blob) != crc:
         raise ValueError(f"{path}: keyword index header is truncated or corrupt")
-    header = json.loads(blob)
     start = _aligned(_PRELUDE.size + size)
-    arrays = {}
-    for name, spec in header.pop("arrays").items():
-        arrays[name] = _array_view(data, start, spec, f"{path}: array {name!r}")
+    try:
+        header = json.loads(blob)
+        specs = header.pop("arrays")
+        arrays = {
+            name: _array_view(data, start, spec, f"{path}: array {name!r}")
+            for name, spec in specs.items()
+        }
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: keyword index header is malformed ({exc!r})") from exc
     return header, arrays
 
 
