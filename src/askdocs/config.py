@@ -65,6 +65,37 @@ class SearchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GenerationSettings:
+    backend: str = "llama"  # llama (in-process GGUF) | openai (any OpenAI-compatible server)
+    model: str = "qwen2.5-coder-0.5b"  # a packaged model name or the path of a .gguf file
+    n_threads: int = 1  # measured: 2 threads collapse when another process is busy
+    n_batch: int = 512
+    n_ctx: int = 4096  # also the context assumed for a remote model
+    base_url: str = "http://127.0.0.1:8080/v1"
+    api_model: str = ""  # model name sent to the server; empty: the server's first model
+    api_key: str = field(default="", repr=False)
+    api_key_env: str = ""  # name of a variable holding the key, e.g. OPENAI_API_KEY
+    timeout: float = 120.0  # seconds to wait for a remote server
+    temperature: float = 0.0
+    top_k: int = 40
+    top_p: float = 0.95
+    repeat_penalty: float = 1.1
+    seed: int = 0
+    max_tokens: int = 256
+
+
+def api_key(settings: GenerationSettings, environ: Mapping[str, str] | None = None) -> str:
+    """The remote server's key: `api_key` if set, else the variable `api_key_env` names.
+
+    The key is read here, not in the backend, so that nothing else reads the environment.
+    """
+    if settings.api_key:
+        return settings.api_key
+    environ = os.environ if environ is None else environ
+    return environ.get(settings.api_key_env, "") if settings.api_key_env else ""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     store: Path = field(default_factory=lambda: named_store(DEFAULT_STORE_NAME))
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
@@ -72,6 +103,7 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with fields changed; dotted names reach sub-settings: `{"search.k": 5}`."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from askdocs.config import GenerationSettings
 
 Role = Literal["system", "user", "assistant"]
 
@@ -39,6 +42,7 @@ class Usage:
     completion_tokens: int = 0
     seconds_to_first_token: float = 0.0
     seconds: float = 0.0
+    finish_reason: str = ""  # "stop" (end of turn or a stop sequence) or "length" (max_tokens)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,10 +68,68 @@ class Generator(Protocol):
         json_schema: dict[str, Any] | None = None,
     ) -> Iterator[str]:
         """Text pieces as they are generated; with `json_schema`, output is constrained to it.
-        After the iterator is exhausted, `last_usage` describes the call."""
+        After the iterator is exhausted, `last_usage` describes the call. Raises
+        ContextTooLong at the call, before any work, when the prompt's tokens plus
+        `decoding.max_tokens` exceed `context_length`."""
         ...
 
     @property
     def last_usage(self) -> Usage: ...
 
     def close(self) -> None: ...
+
+
+BACKENDS = ("llama", "openai")
+
+
+def decoding_from(settings: GenerationSettings, **changes: Any) -> Decoding:
+    """The configured default decoding, with per-call `changes` (e.g. `stop=("\\n",)`)."""
+    values = {
+        "temperature": settings.temperature,
+        "top_k": settings.top_k,
+        "top_p": settings.top_p,
+        "repeat_penalty": settings.repeat_penalty,
+        "seed": settings.seed,
+        "max_tokens": settings.max_tokens,
+    }
+    return Decoding(**{**values, **changes})
+
+
+def open_generator(settings: GenerationSettings, api_key: str = "") -> Generator:
+    """The configured backend. The model is loaded here (seconds); keep the generator for
+    the life of the process and `close()` it at the end. Pass `config.api_key(settings)`."""
+    if settings.backend == "llama":
+        from askdocs.generation.llama import LlamaGenerator
+
+        return LlamaGenerator.from_settings(settings)
+    if settings.backend == "openai":
+        from askdocs.generation.remote import OpenAIGenerator
+
+        return OpenAIGenerator.from_settings(settings, api_key=api_key)
+    from askdocs.errors import ConfigError
+
+    raise ConfigError(
+        f"unknown generation backend {settings.backend!r}; choose one of {', '.join(BACKENDS)}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSplit:
+    """How one tokenizer splits a text."""
+
+    tokenizer: str
+    count: int
+    tokens: tuple[str, ...]
+
+
+def split_tokens(text: str, generator: Generator) -> list[TokenSplit]:
+    """The text as the LLM's tokenizer and the embedder's tokenizer see it (special tokens
+    such as [CLS] left out, as chunk sizes count them)."""
+    from askdocs.models import load_tokenizer
+
+    llm_tokens = tuple(generator.tokens(text))
+    embedder = load_tokenizer().encode(text, add_special_tokens=False)
+    return [
+        TokenSplit(generator.id, generator.count_tokens(text), llm_tokens),
+        TokenSplit("embedder:minilm", len(embedder.tokens), tuple(embedder.tokens)),
+    ]
