@@ -206,3 +206,233 @@ def retrieval(
         return
     _print_report(result.ingest)
     click.echo(evaluate.format_evaluation(result))
+
+
+@main.command()
+@click.argument("text")
+@click.option("--model", default=None, help="Packaged model name or .gguf path (default: config).")
+@json_option
+def tokens(text: str, model: str | None, as_json: bool) -> None:
+    """Show how the LLM's and the embedder's tokenizers split TEXT, with counts."""
+    from askdocs.generation import open_generator, split_tokens
+
+    try:
+        settings = config.load({"generation.model": model}).generation
+        generator = open_generator(settings, config.api_key(settings))
+        try:
+            splits = split_tokens(text, generator)
+        finally:
+            generator.close()
+    except AskdocsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _emit([dataclasses.asdict(split) for split in splits])
+        return
+    for split in splits:
+        click.secho(f"{split.tokenizer}: {split.count} tokens", bold=True)
+        click.echo("|".join(split.tokens))
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+model_option = click.option(
+    "--model", default=None, metavar="NAME|PATH", help="Packaged model name or .gguf path."
+)
+
+
+def decoding_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Sampling flags; unset ones keep the configured defaults (greedy unless configured)."""
+    options = [
+        click.option("--temperature", type=float, help="0 is greedy."),
+        click.option("--top-k", "top_k", type=int),
+        click.option("--top-p", "top_p", type=float),
+        click.option("--repeat-penalty", "repeat_penalty", type=float),
+        click.option("--seed", type=int),
+        click.option("--max-tokens", "max_tokens", type=click.IntRange(1)),
+        click.option("--stop", multiple=True, help="Stop sequence (repeatable)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _decoding(settings: config.Settings, flags: dict[str, Any]) -> Any:
+    from askdocs.generation import decoding_from
+
+    changes = {name: value for name, value in flags.items() if value not in (None, ())}
+    if "stop" in changes:
+        changes["stop"] = tuple(changes["stop"])
+    return decoding_from(settings.generation, **changes)
+
+
+@contextmanager
+def _generator(settings: config.Settings, needed: bool) -> Iterator[Any]:
+    """The configured LLM, loaded once for the command; None when no LLM is needed."""
+    if not needed:
+        yield None
+        return
+    from askdocs.generation import open_generator
+
+    generator = open_generator(settings.generation, config.api_key(settings.generation))
+    try:
+        yield generator
+    finally:
+        generator.close()
+
+
+def _stream_to_terminal(events: Iterator[Any], quiet: bool) -> Any:
+    """Print generated pieces as they come; return the final, checked answer."""
+    from askdocs.answer import Final, Token
+
+    streamed = False
+    for event in events:
+        if isinstance(event, Token) and not quiet:
+            click.echo(event.text, nl=False)
+            streamed = True
+        elif isinstance(event, Final):
+            if streamed:
+                click.echo()
+            return event.answer, streamed
+    raise click.ClickException("the answer stream ended without an answer")
+
+
+def _print_answer(answer: Any, streamed: bool) -> None:
+    if not answer.answered:
+        click.secho(answer.text, bold=True)
+        click.echo(f"({answer.reason})")
+        click.secho("Closest passages:", bold=True)
+        _print_passages(answer.passages)
+        return
+    if not streamed or answer.text != answer.draft:
+        click.secho(("Checked answer: " if streamed else "") + answer.text, bold=True)
+    click.secho("Sources:", bold=True)
+    _print_passages(answer.citations)
+    for s in answer.sentences:
+        for problem in s.problems:
+            click.secho(f'  ! "{s.text}": {problem}', fg="yellow")
+
+
+def _print_passages(passages: Any) -> None:
+    for c in passages:
+        where = c.path + (f" p.{c.page}" if c.page else "")
+        spans = ", ".join(f"{a}:{b}" for a, b in c.spans) or f"{c.start}:{c.end}"
+        click.echo(f"[{c.number}] {c.title} — {where} [{spans}] score {c.score:.2f}")
+        click.echo("    " + " ".join(c.text.split())[:300])
+
+
+@main.command(name="ask")
+@click.argument("question")
+@click.option("--extractive", is_flag=True, help="No LLM: quote the best-supported sentences.")
+@click.option("--strict", is_flag=True, help="Drop unsupported sentences and bad citations.")
+@click.option("--schema", type=click.Path(exists=True, dir_okay=False), help="JSON schema file.")
+@click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Chunks retrieved (4).")
+@click.option("--mode", type=click.Choice(MODES), default=None, help="Search mode (hybrid).")
+@model_option
+@decoding_options
+@store_option
+@json_option
+def ask_command(
+    question: str, extractive: bool, strict: bool, schema: str | None, k: int | None,
+    mode: str | None, model: str | None, store: str | None, as_json: bool, **flags: Any,
+) -> None:  # fmt: skip
+    """Answer QUESTION from the store, citing the passages each sentence comes from."""
+    from askdocs.answer import K, stream_answer
+
+    json_schema = json.loads(Path(schema).read_text(encoding="utf-8")) if schema else None
+    with (
+        _open(store, **{"generation.model": model}) as kb,
+        _generator(kb.settings, needed=not extractive) as generator,
+    ):
+        events = stream_answer(
+            kb, generator, question, decoding=_decoding(kb.settings, flags), k=k or K,
+            mode=mode, strict=strict, extractive=extractive, json_schema=json_schema,
+        )  # fmt: skip
+        answer, streamed = _stream_to_terminal(events, quiet=as_json or bool(schema))
+    if as_json:
+        _emit(dataclasses.asdict(answer))
+    elif schema:
+        _emit(answer.data) if answer.answered else _print_answer(answer, streamed)
+    else:
+        _print_answer(answer, streamed)
+
+
+@main.command()
+@click.option("--extractive", is_flag=True, help="No LLM: quote the best-supported sentences.")
+@click.option("--strict", is_flag=True, help="Drop unsupported sentences and bad citations.")
+@model_option
+@decoding_options
+@store_option
+def chat(
+    extractive: bool, strict: bool, model: str | None, store: str | None, **flags: Any
+) -> None:
+    """Ask questions in turn; follow-ups may refer to earlier ones. /sources /reset /quit."""
+    from askdocs.conversation import Conversation
+
+    with (
+        _open(store, **{"generation.model": model}) as kb,
+        _generator(kb.settings, needed=not extractive) as generator,
+    ):
+        talk = Conversation(
+            kb, generator, decoding=_decoding(kb.settings, flags), strict=strict,
+            extractive=extractive,
+        )  # fmt: skip
+        for line in _lines_from_stdin():
+            if line in ("/quit", "/exit"):
+                break
+            if line == "/reset":
+                talk.reset()
+                click.echo("(conversation cleared)")
+            elif line == "/sources":
+                last = talk.last
+                _print_passages(last.passages if last else ())
+            elif line:
+                _print_answer(*_stream_to_terminal(talk.stream(line), quiet=False))
+                if talk.turns[-1].query != line:
+                    click.secho(f"(searched for: {talk.turns[-1].query})", dim=True)
+
+
+def _lines_from_stdin() -> Iterator[str]:
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            click.echo("> ", nl=False)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        yield line.strip()
+
+
+@eval_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--store", metavar="DIR|NAME", help="Store to use (default: eval-<FILE name>).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Questions, spread evenly.")
+@click.option("--extractive", is_flag=True, help="No LLM: score extractive answers.")
+@model_option
+@decoding_options
+@json_option
+def answers(
+    file: str, store: str | None, limit: int | None, extractive: bool, model: str | None,
+    as_json: bool, **flags: Any,
+) -> None:  # fmt: skip
+    """Answer every question of a SQuAD v1.1-format FILE: EM, F1, citation accuracy,
+    refusal with each article removed, time to first token, prompt tokens."""
+    from askdocs.evaluate_answers import evaluate_answers, format_answers
+
+    store = store or str(config.named_store(f"eval-{Path(file).stem}"))
+    with (
+        _open(store, create=True, **{"generation.model": model}) as kb,
+        _generator(kb.settings, needed=not extractive) as generator,
+    ):
+        result = evaluate_answers(
+            kb, generator, Path(file), limit=limit, decoding=_decoding(kb.settings, flags),
+            extractive=extractive, progress=None if as_json else _count_progress,
+        )  # fmt: skip
+    if as_json:
+        _emit(dataclasses.asdict(result))
+        return
+    click.echo(format_answers(result))
+
+
+def _count_progress(phase: str, done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        click.echo(f"\r{phase}: {done}/{total}", nl=done == total, err=True)

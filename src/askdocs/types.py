@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +77,13 @@ class Citation:
     path: str
     title: str
     page: int | None
-    start: int
+    start: int  # document offsets: `text` is what the model saw of `document.text[start:end]`
     end: int
     text: str
-    score: float
+    score: float  # how well the passage matches the question (best sentence score)
+    # The document spans of the sentences shown, in order; the passage is these sentences
+    # only, joined with " … " where sentences were skipped.
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +94,13 @@ class SentenceSupport:
     start: int
     end: int
     cites: tuple[int, ...]
-    support: float  # 0..1, see answer.py for how it is computed
+    support: float  # 0..1, see citations.py for how it is computed
     supported: bool
     problems: tuple[str, ...] = ()  # e.g. "cites [7], which does not exist", "no citation"
+    added: tuple[int, ...] = ()  # citations the checker attached; the model cited nothing
+    # (citation number, document start, document end) of the passage sentence that best
+    # supports this one, so a reader can jump to the exact text.
+    evidence: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,4 +115,8 @@ class Answer:
     passages: tuple[Citation, ...] = ()  # every passage the model saw, numbered as in the prompt
     timings: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
-    mode: str = "generative"  # or "extractive"
+    mode: str = "generative"  # or "extractive", "structured"
+    draft: str = ""  # the model's text before checking (empty in extractive mode)
+    reason: str = ""  # why the answer was refused, when `answered` is False
+    evidence: float = 0.0  # retrieval evidence: best question-sentence score, see extractive.py
+    data: Any = None  # the parsed JSON value in structured mode
