@@ -457,6 +457,26 @@ def test_index_files_are_rebuilt_when_missing_or_damaged(
         assert results(store, fake_embedder) == expected
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"bm25_k1": 2.0}, {"bm25_b": 0.3}, {"title_in_keywords": False}],
+    ids=["k1", "b", "title"],
+)
+def test_changed_keyword_settings_rebuild_the_keyword_index(
+    filled: Path, fake_embedder: FakeEmbedder, change: dict[str, object]
+) -> None:
+    def scores(settings: IndexSettings) -> list[float]:
+        with SqliteStore(
+            filled, embedder_id=fake_embedder.id, dim=fake_embedder.dim, settings=settings
+        ) as store:
+            return store.search_keyword("beavers rivers winter", 10)[1].tolist()
+
+    before = scores(IndexSettings())
+    changed = scores(dataclasses.replace(IndexSettings(), **change))
+    assert changed != before  # the saved index, built with other settings, was not reused
+    assert scores(IndexSettings()) == before  # and going back rebuilds it as it was
+
+
 def test_index_files_behind_sqlite_are_caught_up_from_the_log(
     filled: Path,
     fake_embedder: FakeEmbedder,

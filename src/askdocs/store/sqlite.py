@@ -334,7 +334,7 @@ class SqliteStore:
         # A crash between the two saves leaves one newer file: use the newest complete pair.
         common = sorted((set(vectors) & set(keywords)) - {s for s in vectors if s > self._head()})
         loaded = False
-        if common:
+        if common and self._keyword_spec_stored() == self._keyword_spec():
             seq = common[-1]
             try:
                 self._vectors = VectorIndex.load(vectors[seq], self._hnsw_params())
@@ -347,6 +347,15 @@ class SqliteStore:
             self._catch_up()
         if not loaded or self._problems():
             self._rebuild()
+
+    def _keyword_spec(self) -> str:
+        """What shapes the keyword index besides the chunks; a change means a rebuild."""
+        s = self.settings
+        return f"{self._analyzer.id()}|k1={s.bm25_k1}|b={s.bm25_b}|title={int(s.title_in_keywords)}"
+
+    def _keyword_spec_stored(self) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'keyword_spec'").fetchone()
+        return row[0] if row else None
 
     def _replayable(self) -> bool:
         """True when the log still holds every change after the indexes' position."""
@@ -377,6 +386,9 @@ class SqliteStore:
                 last = ids[-1]
             self._db.execute("COMMIT")
             self._seq = head
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('keyword_spec', ?)", (self._keyword_spec(),)
+            )
             self._save_indexes()
 
     def _catch_up(self) -> None:
