@@ -7,13 +7,16 @@
 1. ingest: chunks/s of `KnowledgeBase.ingest_documents` on SciFact documents into a fresh store,
    against `MiniLMEmbedder.embed` alone on the very same chunk texts in the same batches.
 2. keyword: BM25 queries/s against bm25s and rank_bm25 (benchmarks/bench_keyword.py).
-3. latency: p50/p95 of `KnowledgeBase.search` (query embedding included) per mode on the
-   SciFact store, with a per-stage breakdown of hybrid search.
+3. latency: p50/p95 of `KnowledgeBase.search` (query embedding included) per mode on the shared
+   SciFact store (`eval-scifact`, ingested first if incomplete, except with --quick), with a
+   per-stage breakdown of hybrid search.
 4. rss: peak RSS of a fresh process that opens a store and runs every query in every mode.
 5. synthetic: stores of N random unit 384-d vectors with Zipfian text, written through the store
-   layer; the HNSW graph is built (and timed) on its own, then cached with the store under
-   --cache, so later runs only search. Reports build time, recall@10 of HNSW against exact
-   search for several efSearch values, search latency per mode, with filters, and peak RSS.
+   layer and cached under --cache. HNSW graphs are built and timed on their own with
+   `VectorIndex`, cached too, and the isotropic one becomes the store's vector index; later runs
+   only search. Reports build time, recall@10 against exact search for several efSearch values
+   (isotropic vectors and vectors shaped like the SciFact embeddings), latency per mode, with
+   filters, and peak RSS.
 
 Timings are wall-clock on whatever else the machine is doing: compare ratios within one run.
 """
@@ -143,7 +146,7 @@ def load_embedder(settings: Settings) -> MiniLMEmbedder:
     )
 
 
-# --- 1. ingest throughput ------------------------------------------------------------------
+# --- ingest throughput ---------------------------------------------------------------------
 
 
 def ingest_batches(per_document: list[list[str]], batch_chunks: int) -> list[list[str]]:
@@ -200,7 +203,7 @@ def bench_ingest(scifact: Path, n_docs: int, repeats: int, embedder: MiniLMEmbed
     ]
     return Table(
         f"Ingest throughput: {len(documents)} SciFact documents, {len(texts)} chunks",
-        ("run", "chunks", f"seconds (best of {repeats} runs)", "chunks/s", "vs encoder"),
+        ("run", "chunks", f"seconds, best of {repeats}", "chunks/s", "vs encoder"),
         rows,
         (
             f"Goal >= {GOALS['ratio']}x the raw encoder: "
@@ -209,7 +212,7 @@ def bench_ingest(scifact: Path, n_docs: int, repeats: int, embedder: MiniLMEmbed
     )
 
 
-# --- 3. search latency ---------------------------------------------------------------------
+# --- search latency ------------------------------------------------------------------------
 
 
 def time_modes(
@@ -284,7 +287,7 @@ def scifact_kb(scifact: Path, embedder: MiniLMEmbedder, *, build: bool) -> Knowl
     return kb
 
 
-# --- 4. peak RSS of a search process -------------------------------------------------------
+# --- peak RSS of a search process ----------------------------------------------------------
 
 
 def rss_probe(store: Path, queries_file: Path) -> None:
@@ -299,7 +302,6 @@ def rss_probe(store: Path, queries_file: Path) -> None:
         for mode in MODES:
             kb.search(query, mode=mode)
     result = {"start": start, "opened": opened, "model": model, "peak": peak_rss_mb()}
-    result["ru_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({**result, "chunks": kb.status().chunks}))
 
 
@@ -341,7 +343,7 @@ RSS_HEADER = (
 )
 
 
-# --- 5. synthetic stores -------------------------------------------------------------------
+# --- synthetic stores ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
