@@ -22,9 +22,11 @@ from askdocs.answer import (
     Final,
     Retrieved,
     Token,
+    answer_grammar,
     ask,
     embedding_cache,
     is_refusal,
+    messages_for,
     pack,
     stream_answer,
 )
@@ -61,12 +63,14 @@ def _passages(kb: KnowledgeBase, question: str) -> list:
 # --- packing ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("context", [100, 130, 180, 600])
+@pytest.mark.parametrize("room", [0, 30, 80, 500])  # tokens left for passages
 @pytest.mark.parametrize("budget", [5, 25, 200])
 def test_packing_never_exceeds_the_context_or_the_budget(
-    kb: KnowledgeBase, context: int, budget: int
+    kb: KnowledgeBase, room: int, budget: int
 ) -> None:
     passages = _passages(kb, "When do spring tides and neap tides come?")
+    base = FakeGenerator().prompt_tokens(messages_for("When do tides come?", [], structured=False))
+    context = base + 16 + room
     generator = FakeGenerator(context_length=context)
     packed = pack("When do tides come?", passages, generator, max_tokens=16, budget=budget)
     assert packed.prompt_tokens == generator.prompt_tokens(packed.messages)
@@ -327,3 +331,17 @@ def test_cli_chat_reads_stdin(docs_store: Path) -> None:
     assert result.output.count("Sources:") == 2
     assert "(searched for: descale espresso machine: What do I dissolve" in result.output
     assert "(conversation cleared)" in result.output
+
+
+def test_generated_answers_are_held_to_a_cited_phrase(kb: KnowledgeBase) -> None:
+    from llama_cpp import LlamaGrammar
+
+    generator = FakeGenerator(["Run citric acid through the machine [1]."])
+    answer = ask(kb, generator, "How do I descale the coffee maker?")
+    (grammar,) = generator.grammars
+    assert grammar == answer_grammar(len(answer.passages))
+    LlamaGrammar.from_string(grammar, verbose=False)  # llama.cpp parses it
+    structured = FakeGenerator(['{"steps": "citric acid"}'])
+    schema = {"type": "object", "properties": {"steps": {"type": "string"}}}
+    ask(kb, structured, "How do I descale the coffee maker?", json_schema=schema)
+    assert structured.grammars == [None]  # the schema's own grammar applies instead

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -197,6 +198,13 @@ def test_json_schema_output_validates(backend: Generator) -> None:
     ask = [Message("user", "Invent a person. Reply in JSON with name and age.")]
     text = _text(backend, ask, Decoding(max_tokens=80), json_schema=PERSON)
     jsonschema.validate(json.loads(text), PERSON)
+
+
+def test_grammar_constrains_the_output(backend: Generator) -> None:
+    grammar = 'root ::= ("yes" | "no") " [" [1-3] "]"'
+    ask = [Message("user", "Is the sky green? Answer with yes or no, then a number.")]
+    text = _text(backend, ask, Decoding(max_tokens=12), grammar=grammar)
+    assert re.fullmatch(r"(yes|no) \[[1-3]\]", text), text
 
 
 def test_chat_template_is_applied(backend: Generator) -> None:

@@ -58,13 +58,22 @@ PASSAGE_MARGIN = 0.2  # a passage whose best sentence trails the top one by more
 PASSAGE_BUDGET = 200  # prompt tokens the passages may take: prompt time is the cost on a CPU
 _TOKEN_SLACK = 2  # tokens two texts may gain when rendered next to each other
 
+# Small models answer in whole copied sentences, or with a bare "[1]", unless held to the form
+# the answer should take. The prompt asks for the shortest phrase and shows one worked example;
+# `answer_grammar` then constrains decoding to "<phrase> [n]". On 24 XQuAD questions with Qwen
+# 0.5B (greedy): one-sentence prompt F1 19.9; this prompt alone 20.8; with the grammar 34.0;
+# with the title after the passage instead of before it (the model copied "Title: ...") 38.3.
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered passages the user gives you.\n"
-    "Answer briefly, with a short phrase or one sentence. End each sentence with the number "
-    "of the passage it comes from in square brackets, for example: "
-    "The boiler holds two litres [1].\n"
+    "Reply with the shortest phrase from the passages that answers the question (a name, "
+    "number, date or a few words, not a whole sentence), then the number of the passage it "
+    "comes from in square brackets.\n"
+    "Example. Passages: [1] The boiler holds two litres and heats in 90 seconds. "
+    "(from: Coffee maker) Question: How much water does the boiler hold? "
+    "Answer: two litres [1]\n"
     f"If the passages do not contain the answer, reply exactly: {REFUSAL}"
 )
+ANSWER_CHARS = 120  # the longest phrase the grammar lets through
 STRUCTURED_PROMPT = (
     "You fill in a JSON object using only the numbered passages the user gives you. "
     "Leave out or set to null what the passages do not say."
@@ -121,10 +130,9 @@ class Shown:
         return _join(self.passage, self.indices)
 
     def block(self) -> str:
-        # The title gives a sentence its topic. Tried on 10 XQuAD questions with Qwen 0.5B:
-        # without it mean F1 fell from .45 to .39; asking for "as few words as the question
-        # needs" made the model copy the prompt's example or reply with a bare "[1]".
-        return f"[{self.number}] {self.passage.hit.title}: {self.text}"
+        # The title gives a sentence its topic (without it F1 fell from .45 to .39 on 10
+        # XQuAD questions). After the text, not before: as "Title: text" it was copied.
+        return f"[{self.number}] {self.text} (from: {self.passage.hit.title})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +194,17 @@ def messages_for(question: str, shown: Sequence[Shown], *, structured: bool) -> 
     # the next; everything that varies comes after it.
     system = STRUCTURED_PROMPT if structured else SYSTEM_PROMPT
     return (Message("system", system), Message("user", user_prompt(question, shown)))
+
+
+def answer_grammar(passages: int) -> str:
+    """GBNF for a short answer: a phrase on one line, then one citation of a shown passage.
+
+    >>> print(answer_grammar(3))
+    root ::= phrase " [" [1-3] "]"
+    phrase ::= [^\\[\\]\\n]{2,120}
+    """
+    numbers = f"[1-{passages}]" if passages > 1 else '"1"'
+    return f'root ::= phrase " [" {numbers} "]"\nphrase ::= [^\\[\\]\\n]{{2,{ANSWER_CHARS}}}'
 
 
 def candidates(passages: Sequence[Passage], limit: int = MAX_PASSAGES) -> list[Passage]:
@@ -434,7 +453,10 @@ def _generative(
     yield Retrieved(numbered)
     pieces: list[str] = []
     first_token = 0.0
-    for piece in generator.stream(packed.messages, decoding, json_schema=json_schema):
+    grammar = None if structured or not packed.shown else answer_grammar(len(packed.shown))
+    for piece in generator.stream(
+        packed.messages, decoding, json_schema=json_schema, grammar=grammar
+    ):
         if not pieces:
             clock.lap("first_token")
             first_token = clock.last  # seconds since the question came in

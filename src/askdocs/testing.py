@@ -100,6 +100,7 @@ class FakeGenerator:
         self.replies = list(replies) or [""]
         self.calls: list[tuple[Message, ...]] = []
         self.schemas: list[dict[str, Any] | None] = []
+        self.grammars: list[str | None] = []
         self._usage = Usage()
 
     def count_tokens(self, text: str) -> int:
@@ -117,10 +118,13 @@ class FakeGenerator:
         decoding: Decoding,
         *,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]:
+        """The scripted reply, word by word; a grammar is recorded, not enforced."""
         reply = self.replies[min(len(self.calls), len(self.replies) - 1)]
         self.calls.append(tuple(messages))
         self.schemas.append(json_schema)
+        self.grammars.append(grammar)
         words = reply.split(" ")
         if decoding.max_tokens < len(words):
             words = words[: decoding.max_tokens]

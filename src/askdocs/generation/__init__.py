@@ -66,8 +66,10 @@ class Generator(Protocol):
         decoding: Decoding,
         *,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]:
-        """Text pieces as they are generated; with `json_schema`, output is constrained to it.
+        """Text pieces as they are generated; with `json_schema`, output is constrained to it;
+        with `grammar` (GBNF, as llama.cpp reads it) to the grammar, where the backend can.
         After the iterator is exhausted, `last_usage` describes the call. Raises
         ContextTooLong at the call, before any work, when the prompt's tokens plus
         `decoding.max_tokens` exceed `context_length`."""

@@ -134,6 +134,16 @@ def _grammar(schema_json: str) -> LlamaGrammar:
         raise ValueError(f"cannot turn the JSON schema into a grammar: {exc}") from exc
 
 
+@lru_cache(maxsize=16)
+def _gbnf(grammar: str) -> LlamaGrammar:
+    from llama_cpp import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_string(grammar, verbose=False)
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"cannot parse the grammar: {exc}") from exc
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
@@ -241,12 +251,16 @@ class LlamaGenerator:
         decoding: Decoding,
         *,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]:
         started = time.perf_counter()
         ids = self.prompt_ids(messages)
         self._check_fits(len(ids), decoding.max_tokens)
-        grammar = _grammar(json.dumps(json_schema, sort_keys=True)) if json_schema else None
-        return self._run(ids, decoding, grammar, started)
+        if json_schema:
+            compiled = _grammar(json.dumps(json_schema, sort_keys=True))
+        else:
+            compiled = _gbnf(grammar) if grammar else None
+        return self._run(ids, decoding, compiled, started)
 
     def _check_fits(self, prompt: int, answer: int) -> None:
         if prompt + answer > self.context_length:

@@ -193,7 +193,11 @@ class OpenAIGenerator:
         return int((usage or {}).get("prompt_tokens") or 0)
 
     def request_body(
-        self, messages: Sequence[Message], decoding: Decoding, json_schema: dict[str, Any] | None
+        self,
+        messages: Sequence[Message],
+        decoding: Decoding,
+        json_schema: dict[str, Any] | None,
+        grammar: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
@@ -214,6 +218,10 @@ class OpenAIGenerator:
             # llama-cpp-python and llama.cpp read this form; llama.cpp and vLLM also
             # read OpenAI's {"type": "json_schema", ...}, which llama-cpp-python rejects.
             body["response_format"] = {"type": "json_object", "schema": json_schema}
+        elif grammar is not None:
+            # llama.cpp's server and llama-cpp-python's read a GBNF `grammar`; servers that do
+            # not ignore it, and the answer is then free text (checked all the same).
+            body["grammar"] = grammar
         return body
 
     def stream(
@@ -222,8 +230,9 @@ class OpenAIGenerator:
         decoding: Decoding,
         *,
         json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]:
-        body = self.request_body(messages, decoding, json_schema)
+        body = self.request_body(messages, decoding, json_schema, grammar)
         estimate = self.prompt_tokens(messages)
         if estimate + decoding.max_tokens > self.context_length:
             raise ContextTooLong(
