@@ -402,6 +402,31 @@ def _lines_from_stdin() -> Iterator[str]:
         yield line.strip()
 
 
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default 8000.")
+@click.option("--token", default=None, help="Bearer token the API requires ($ASKDOCS_API_TOKEN).")
+@model_option
+@store_option
+def serve(
+    host: str | None, port: int | None, token: str | None, model: str | None, store: str | None
+) -> None:
+    """Serve the HTTP API and the web page. Any host but loopback needs a token."""
+    from askdocs.server import check_exposure, create_app
+
+    overrides = {"server.host": host, "server.port": port, "server.token": token}
+    try:
+        settings = config.load({"store": store, "generation.model": model, **overrides})
+        check_exposure(settings.server)
+        app = create_app(settings)
+    except AskdocsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    import uvicorn
+
+    click.echo(f"askdocs: http://{settings.server.host}:{settings.server.port}/", err=True)
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, server_header=False)
+
+
 @eval_group.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--store", metavar="DIR|NAME", help="Store to use (default: eval-<FILE name>).")

@@ -84,6 +84,19 @@ class GenerationSettings:
     max_tokens: int = 256
 
 
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"  # any other address needs a token
+    port: int = 8000
+    token: str = field(default="", repr=False)  # also $ASKDOCS_API_TOKEN
+    max_upload_mb: float = 20.0  # per file
+    max_request_mb: float = 100.0  # per upload request, all files together
+    max_files: int = 20  # per upload request
+    max_json_kb: int = 1024  # body of every other request
+    kinds: tuple[str, ...] = ("txt", "md", "html", "htm", "pdf", "docx")  # upload suffixes
+    cors_origins: tuple[str, ...] = ()  # none: no CORS headers at all
+
+
 def api_key(settings: GenerationSettings, environ: Mapping[str, str] | None = None) -> str:
     """The remote server's key: `api_key` if set, else the variable `api_key_env` names.
 
@@ -104,6 +117,7 @@ class Settings:
     index: IndexSettings = field(default_factory=IndexSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with fields changed; dotted names reach sub-settings: `{"search.k": 5}`."""
@@ -171,11 +185,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """`ASKDOCS_STORE=dir`, `ASKDOCS_SEARCH__MODE=keyword` (double underscore: a dot)."""
+    """`ASKDOCS_STORE=dir`, `ASKDOCS_SEARCH__MODE=keyword` (double underscore: a dot);
+    `ASKDOCS_API_TOKEN` is `server.token`. A tuple setting takes a comma-separated list."""
     out: dict[str, Any] = {}
     for key, value in environ.items():
         if key.startswith("ASKDOCS_") and key not in ("ASKDOCS_CONFIG", "ASKDOCS_API_TOKEN"):
             out[key.removeprefix("ASKDOCS_").lower().replace("__", ".")] = value
+    if environ.get("ASKDOCS_API_TOKEN"):
+        out["server.token"] = environ["ASKDOCS_API_TOKEN"]
     return out
 
 
@@ -212,7 +229,10 @@ def _coerce(current: Any, fields: Mapping[str, Any], source: str) -> dict[str, A
             raise ConfigError(f"{source}: unknown setting '{name}' in {type(current).__name__}")
         kind = known[name]
         try:
-            if kind is bool and isinstance(value, str):
+            if kind is tuple:
+                items = value.split(",") if isinstance(value, str) else value
+                out[name] = tuple(str(v).strip() for v in items if str(v).strip())
+            elif kind is bool and isinstance(value, str):
                 if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                     raise ValueError(value)
                 out[name] = value.lower() in ("1", "true", "yes", "on")

@@ -17,6 +17,7 @@ over all retrieved sentences is the retrieval evidence that decides "not in the 
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,20 +84,22 @@ class EmbeddingCache:
         self.embedder = embedder
         self._size = size
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        # A server shares one cache between request threads; the model runs outside the lock.
+        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        with self._lock:
+            found = {t: self._vectors[t] for t in texts if t in self._vectors}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
-            for text, vector in zip(
-                missing, self.embedder.embed(missing, truncate=True), strict=True
-            ):
-                self._vectors[text] = vector
+            found.update(zip(missing, self.embedder.embed(missing, truncate=True), strict=True))
         out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            self._vectors.move_to_end(text)
-            out[i] = self._vectors[text]
-        while len(self._vectors) > self._size:
-            self._vectors.popitem(last=False)
+        with self._lock:
+            for i, text in enumerate(texts):
+                self._vectors[text] = out[i] = found[text]
+                self._vectors.move_to_end(text)
+            while len(self._vectors) > self._size:
+                self._vectors.popitem(last=False)
         return out
 
 

@@ -58,6 +58,19 @@ class ChunkRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """A stored document as a listing shows it."""
+
+    path: str
+    title: str
+    kind: str
+    chunks: int
+    size: int  # bytes of the file when it was ingested
+    added_at: float  # Unix time
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStatus:
     location: str
     documents: int
@@ -91,6 +104,17 @@ class Store(Protocol):
     def remove(self, paths: Iterable[str]) -> int: ...
 
     def paths(self) -> list[str]: ...
+
+    def documents(self) -> list[DocumentInfo]: ...
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks), without `status()`'s consistency check: cheap enough to poll."""
+        ...
+
+    def chunk_source(self, chunk_id: int) -> str | None:
+        """The whole extracted text of the document holding this chunk (None: no such chunk);
+        chunk and citation offsets index into it."""
+        ...
 
     def allowed_ids(
         self, *, path_glob: str | None = None, kinds: Sequence[str] | None = None

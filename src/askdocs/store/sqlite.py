@@ -25,7 +25,7 @@ import numpy as np
 from askdocs.config import IndexSettings
 from askdocs.errors import IndexMismatch, NotFound
 from askdocs.keyword import Analyzer, KeywordIndex
-from askdocs.store import ChunkRecord, DocumentWrite, FileState, StoreStatus
+from askdocs.store import ChunkRecord, DocumentInfo, DocumentWrite, FileState, StoreStatus
 from askdocs.vectors import HnswParams, VectorIndex
 
 SCHEMA_VERSION = 1
@@ -301,6 +301,31 @@ class SqliteStore:
 
     def paths(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT path FROM documents ORDER BY path")]
+
+    def documents(self) -> list[DocumentInfo]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT d.path, ct.title, ct.kind, (SELECT COUNT(*) FROM chunks ch "
+                "WHERE ch.content_id = d.content_id), d.size, d.added_at, d.updated_at "
+                "FROM documents d JOIN contents ct ON ct.id = d.content_id ORDER BY d.path"
+            ).fetchall()
+        return [DocumentInfo(*row) for row in rows]
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM chunks)"
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def chunk_source(self, chunk_id: int) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT ct.text FROM chunks ch JOIN contents ct ON ct.id = ch.content_id "
+                "WHERE ch.id = ?",
+                (chunk_id,),
+            ).fetchone()
+        return row[0] if row else None
 
     # -- derived indexes -------------------------------------------------------------------
 

@@ -1,0 +1,131 @@
+"""Uploads: saved under `<store>/uploads/<uuid>/<safe name>`, ingested by one background thread.
+
+A client's file name is never used as a path: `safe_name` keeps only its last component,
+without control characters, leading dots or `..`, so nothing can be written outside the
+upload's own fresh directory.
+
+    >>> safe_name("../../etc/passwd.txt"), safe_name("..\\.env.md")
+    ('passwd.txt', 'env.md')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import threading
+import unicodedata
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from askdocs.errors import AskdocsError
+from askdocs.ingest import Progress
+from askdocs.kb import KnowledgeBase
+
+UPLOADS = "uploads"
+MAX_NAME = 120
+KEEP_FINISHED = 200  # finished jobs remembered for GET /jobs/{id}
+
+
+def safe_name(filename: str) -> str:
+    """The file name's last component, printable, without leading dots; never empty."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if not unicodedata.category(c).startswith("C"))
+    name = name.replace("..", "").strip().lstrip(". ")
+    stem, dot, suffix = name.rpartition(".")
+    if len(name) > MAX_NAME:
+        name = (stem[: MAX_NAME - len(suffix) - 1] + dot + suffix) if dot else name[:MAX_NAME]
+    return name or "upload"
+
+
+def suffix_kind(filename: str) -> str:
+    """`report.PDF` -> `pdf`; empty when there is no suffix."""
+    name = safe_name(filename)
+    return name.rpartition(".")[2].lower() if "." in name else ""
+
+
+def save_upload(uploads: Path, filename: str, data: BinaryIO) -> Path:
+    """Copy one uploaded file into a new directory of its own; returns where it is."""
+    folder = uploads / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    target = folder / safe_name(filename)
+    with target.open("xb") as out:
+        shutil.copyfileobj(data, out, 1 << 20)
+    return target
+
+
+def is_upload(path: str, uploads: Path) -> bool:
+    return Path(path).parent.parent == uploads
+
+
+@dataclass
+class Job:
+    id: str
+    files: int
+    state: str = "queued"  # queued | running | done | failed
+    done_files: int = 0
+    chunks: int = 0
+    report: dict[str, Any] | None = None
+    error: str | None = None
+    paths: list[Path] = field(default_factory=list, repr=False)
+
+
+class Jobs:
+    """Ingest jobs run one at a time, in submission order, off the request threads."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self._kb = kb
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="askdocs-ingest")
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, paths: list[Path]) -> str:
+        job = Job(uuid.uuid4().hex, files=len(paths), paths=paths)
+        with self._lock:
+            self._forget_old()
+            self._jobs[job.id] = job
+        self._executor.submit(self._run, job)
+        return job.id
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """A snapshot of the job as the API shows it, or None."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            shown = dataclasses.asdict(job)
+        del shown["paths"]
+        return shown
+
+    def _run(self, job: Job) -> None:
+        def progress(p: Progress) -> None:
+            with self._lock:
+                job.done_files, job.chunks = p.files_done, p.chunks
+
+        with self._lock:
+            job.state = "running"
+        try:
+            report = self._kb.ingest(job.paths, progress=progress)
+        except AskdocsError as exc:
+            self._finish(job, None, str(exc))
+        except Exception as exc:  # a bug: keep the worker alive, say what kind
+            self._finish(job, None, f"ingest failed: {type(exc).__name__}")
+        else:
+            self._finish(job, dataclasses.asdict(report), None)
+
+    def _finish(self, job: Job, report: dict[str, Any] | None, error: str | None) -> None:
+        with self._lock:
+            job.report, job.error = report, error
+            job.state = "failed" if error else "done"
+            if report is not None:
+                job.done_files, job.chunks = job.files, report["chunks"]
+
+    def _forget_old(self) -> None:
+        finished = [j.id for j in self._jobs.values() if j.state in ("done", "failed")]
+        for job_id in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            del self._jobs[job_id]
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,194 @@
+"""Request and response bodies of the HTTP API: pydantic lives here and nowhere else.
+
+Bounds are part of the contract: anything outside them is a 422 before any work is done.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["hybrid", "dense", "keyword"]
+MAX_QUERY_CHARS = 4000
+MAX_EMBED_INPUTS = 256
+MAX_EMBED_CHARS = 20_000
+Stop = Annotated[str, Field(min_length=1, max_length=64)]
+EmbedText = Annotated[str, Field(max_length=MAX_EMBED_CHARS)]
+
+
+STRICT = ConfigDict(strict=True)  # no `true` for an int, no "5" for a number
+
+
+class FiltersIn(BaseModel):
+    model_config = STRICT
+    path_glob: str | None = Field(default=None, max_length=500)
+    kinds: list[Annotated[str, Field(max_length=16)]] | None = Field(default=None, max_length=20)
+
+
+class SearchIn(BaseModel):
+    model_config = STRICT
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    mode: Mode | None = None
+    k: int | None = Field(default=None, ge=1, le=100)
+    filters: FiltersIn | None = None
+
+
+class DecodingIn(BaseModel):
+    """Unset fields keep the configured defaults."""
+
+    model_config = STRICT
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_k: int | None = Field(default=None, ge=0, le=1000)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=2048)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
+    stop: list[Stop] | None = Field(default=None, max_length=8)
+
+
+class AskIn(BaseModel):
+    model_config = STRICT
+    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    mode: Mode | None = None
+    k: int | None = Field(default=None, ge=1, le=50)
+    filters: FiltersIn | None = None
+    strict: bool = False
+    extractive: bool = False
+    stream: bool = False
+    decoding: DecodingIn | None = None
+
+
+class SearchOut(BaseModel):
+    hits: list[dict[str, Any]]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    documents: int
+    chunks: int
+    generator: Literal["ready", "not loaded", "unavailable"]
+    auth: bool  # whether the other routes need `Authorization: Bearer <token>`
+
+
+class DocumentOut(BaseModel):
+    path: str
+    title: str
+    kind: str
+    chunks: int
+    size: int
+    added_at: float
+    updated_at: float
+
+
+class DocumentsOut(BaseModel):
+    documents: list[DocumentOut]
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+
+
+class FailureOut(BaseModel):
+    path: str
+    reason: str
+
+
+class ReportOut(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    failed: list[FailureOut]
+    chunks: int
+    embedded: int
+    seconds: float
+
+
+class JobOut(BaseModel):
+    id: str
+    state: Literal["queued", "running", "done", "failed"]
+    files: int
+    done_files: int
+    chunks: int
+    report: ReportOut | None
+    error: str | None
+
+
+class RemovedOut(BaseModel):
+    removed: int
+
+
+class ContextOut(BaseModel):
+    text: str
+    start: int  # document offset of text[0]
+    end: int
+
+
+class PassageOut(BaseModel):
+    chunk_id: int
+    text: str
+    path: str
+    paths: list[str]
+    title: str
+    kind: str
+    page: int | None
+    heading: str | None
+    start: int
+    end: int
+    context: ContextOut
+
+
+class ErrorOut(BaseModel):
+    error: str
+    type: str
+
+
+# --- OpenAI-compatible ------------------------------------------------------------------------
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "user", "assistant", "tool", "developer", "function"]
+    content: str | list[ContentPart] | None = Field(default=None)
+
+
+class ChatIn(BaseModel):
+    """OpenAI's chat request; fields askdocs has no use for are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(max_length=200)
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=2048)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=2048)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    stop: Stop | list[Stop] | None = Field(default=None, max_length=8)
+
+
+class EmbeddingsIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    input: EmbedText | list[EmbedText] = Field(min_length=1, max_length=MAX_EMBED_INPUTS)
+    model: str = Field(default="", max_length=200)
+    encoding_format: Literal["float", "base64"] = "float"
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "askdocs"
+
+
+class ModelsOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
