@@ -296,6 +296,12 @@ def test_filters_by_path_glob_and_kind(
     assert set(
         store.search_dense(np.ones(store.dim, np.float32), 10, allowed=allowed)[0].tolist()
     ) == set(allowed.tolist())
+    # the ids are kept per filter, and follow every change to the store
+    store.write([make_write("/docs/delta.md", GAMMA, kind="md")])
+    assert texts(kinds=["md"]) == set(ALPHA + GAMMA)
+    store.remove(["/docs/notes/alpha.md"])
+    assert texts(kinds=["md"]) == set(GAMMA)
+    assert texts(path_glob="*.md") == set(GAMMA)
 
 
 def test_status_reports_counts_embedder_and_sync(

@@ -95,6 +95,7 @@ class SqliteStore:
         self.embedder_id, self.dim = self._check_meta(embedder_id, dim)
         self._analyzer = Analyzer()
         self._seq = 0
+        self._allowed: dict[tuple[int, tuple[str, ...], bool], np.ndarray] = {}
         self._vectors = VectorIndex(dim, self._hnsw_params())
         self._keywords = self._new_keyword_index()
         self._load_indexes()
@@ -489,7 +490,11 @@ class SqliteStore:
     def allowed_ids(
         self, *, path_glob: str | None = None, kinds: Sequence[str] | None = None
     ) -> np.ndarray | None:
-        """Chunk ids passing the filters (sorted), or None when there is no filter."""
+        """Chunk ids passing the filters (sorted), or None when there is no filter.
+
+        Kept per filter until the store changes: a filtered search repeats the same filter,
+        and finding 10k chunk ids among 100k took 130 ms when the query read the chunk rows.
+        """
         if not path_glob and not kinds:
             return None
         where, args = [], []
@@ -500,14 +505,24 @@ class SqliteStore:
             where.append(f"ct.kind IN ({','.join('?' * len(kinds))})")
             args.extend(k.lower().lstrip(".") for k in kinds)
         with self._lock:
+            key = (self._head(), tuple(args), bool(path_glob))
+            cached = self._allowed.get(key)
+            if cached is not None:
+                return cached
+            # Chunk ids through the content_id index alone: never the rows with their text
+            # and embedding.
             rows = self._db.execute(
-                "SELECT DISTINCT ch.id FROM chunks ch JOIN contents ct ON ct.id = ch.content_id "
-                "JOIN documents d ON d.content_id = ch.content_id WHERE "
-                + " AND ".join(where)
-                + " ORDER BY ch.id",
+                "SELECT ch.id FROM chunks ch INDEXED BY chunks_content WHERE ch.content_id IN "
+                "(SELECT d.content_id FROM documents d JOIN contents ct ON ct.id = d.content_id "
+                "WHERE " + " AND ".join(where) + ")",
                 args,
             ).fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
+            ids = np.unique(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+            ids.flags.writeable = False  # shared between callers
+            if len(self._allowed) >= 16 or any(k[0] != key[0] for k in self._allowed):
+                self._allowed.clear()
+            self._allowed[key] = ids
+        return ids
 
     def search_dense(
         self, vector: np.ndarray, k: int, *, allowed: np.ndarray | None = None
