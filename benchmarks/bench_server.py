@@ -5,7 +5,9 @@
     python benchmarks/bench_server.py --store ~/kb --clients 50 --seconds 60 --fuzz-seconds 120
 
 Part 1: `--clients` concurrent clients (asyncio + httpx) for `--seconds`, each sending 90%
-POST /search and 10% POST /ask (`--ask-share`), one request after another. Reported as a
+POST /search and 10% POST /ask (`--ask-share`), one request after another with a pause of
+`--think` seconds on average between them (uniform over 0.5-1.5x: people read results before
+they search again; `--think 0` is a closed loop that saturates the CPU). Reported as a
 Markdown table: requests, errors, search latency p50/p99 against a single client's search
 p50 measured first (goal: loaded p99 <= 10x single p50), ask latency and the time asks spent
 queueing for the model (`timings.queue`) p50/p95. Requests still running when time is up are
@@ -143,8 +145,11 @@ async def one_request(
 async def client_loop(
     client: httpx.AsyncClient, results: Results, args: argparse.Namespace, deadline: float
 ) -> None:
+    await asyncio.sleep(random.uniform(0, args.think))  # clients start staggered
     while time.monotonic() < deadline:
         await one_request(client, results, args)
+        if args.think:
+            await asyncio.sleep(random.uniform(0.5, 1.5) * args.think)
 
 
 async def load(url: str, args: argparse.Namespace) -> Results:
@@ -194,6 +199,7 @@ def load_table(results: Results, single: float, args: argparse.Namespace) -> str
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(results.errors.items())) or "0"
     rows = [
         ("clients x seconds", f"{args.clients} x {args.seconds:g} s"),
+        ("think time between requests", f"{args.think:g} s on average"),
         ("ask mode", "extractive" if args.extractive else f"model ({args.model or 'default'})"),
         ("requests finished", f"{requests} ({len(results.search)} search, {len(results.ask)} ask)"),
         ("errors", errors),
@@ -243,6 +249,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--ask-share", type=float, default=0.1)
+    parser.add_argument("--think", type=float, default=1.0, help="Mean pause per client, s.")
     parser.add_argument("--extractive", action="store_true", help="Ask without the LLM.")
     parser.add_argument("--model", help="Packaged model name or .gguf (default: config).")
     parser.add_argument("--max-tokens", type=int, default=64, help="Per generated answer.")

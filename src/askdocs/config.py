@@ -46,9 +46,9 @@ class IngestSettings:
 @dataclass(frozen=True, slots=True)
 class IndexSettings:
     hnsw_threshold: int = 20_000
-    hnsw_m: int = 32
+    hnsw_m: int = 48
     hnsw_ef_construction: int = 80
-    hnsw_ef_search: int = 96
+    hnsw_ef_search: int = 192
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     title_in_keywords: bool = True

@@ -25,9 +25,9 @@ FORMAT = "askdocs-vectors-1"
 class HnswParams:
     """HNSW graph settings; defaults measured on 384-d MiniLM vectors (docs/benchmarks.md)."""
 
-    m: int = 32
+    m: int = 48
     ef_construction: int = 80
-    ef_search: int = 96
+    ef_search: int = 192
     threshold: int = 20_000  # below this many vectors, exact search is fast enough and exact
 
 
