@@ -137,3 +137,16 @@ def test_checker_adds_a_citation_only_when_clearly_supported(embedder: MiniLMEmb
     assert any("added by the citation checker" in p for p in clear.problems)
     assert vague.added == () and not vague.supported
     assert "no citation" in vague.problems
+
+
+def test_a_wrong_number_is_re_pointed_only_to_a_clear_source(embedder: MiniLMEmbedder) -> None:
+    from askdocs.answer import final_text
+
+    answer = "Vesuvius buried Pompeii in the year 79 [2]."
+    [moved] = _check(embedder, answer, "What buried Pompeii?")
+    assert moved.supported and moved.cites == (2,) and moved.added == (1,)
+    assert any("re-pointed to [1]" in p for p in moved.problems)
+    assert moved.evidence == (1, 101, 102)
+    assert final_text([moved], {1, 2}, strict=False) == answer.replace("[2]", "[1]")
+    [kept] = _check(embedder, "Vesuvius buried Rome in 1066 [2].", "What buried?")
+    assert not kept.supported and kept.added == ()

@@ -526,7 +526,7 @@ def _checked(
             sentences=checked,
         )  # fmt: skip
     text = final_text(checked, set(sources(packed.shown)), strict=strict)
-    cited = {n for s in checked if (s.supported or not strict) for n in (*s.cites, *s.added)}
+    cited = {n for s in checked if (s.supported or not strict) for n in (s.added or s.cites)}
     return Answer(
         question=question,
         text=text,
@@ -541,15 +541,16 @@ def _checked(
 
 
 def final_text(checked: Sequence[SentenceSupport], valid: set[int], *, strict: bool) -> str:
-    """The answer as shown: citations the checker added are appended; strict mode drops
-    unsupported sentences and citations of passages that do not exist."""
+    """The answer as shown: citations the checker added replace the model's (which cited
+    nothing, or nothing that supports the sentence); strict mode drops unsupported sentences
+    and citations of passages that do not exist."""
     out = []
     for s in checked:
         if strict and not s.supported:
             continue
         text = s.text
-        bad = [n for n in s.cites if n not in valid]
-        if strict and bad:
+        bad = list(s.cites) if s.added else [n for n in s.cites if n not in valid]
+        if bad and (strict or s.added):
             text = citations.remove_markers(text, bad)
         if s.added:
             text = _append_marker(text, s.added)

@@ -290,6 +290,17 @@ def _check_one(
             problems.append(f"no citation; [{best.number}] added by the citation checker")
         else:
             problems.append("no citation")
+    elif best.support < SUPPORT_THRESHOLD:
+        # A small model often names the right thing and the wrong number: "Kony Ealy [2]"
+        # with Kony Ealy in [1]. A passage that supports the claim clearly takes its place.
+        others = [score(claim, vector, sources[n], question=question, analyzer=analyzer)
+                  for n in sources if n not in valid]  # fmt: skip
+        better = max(others, key=lambda s: s.support, default=None)
+        if better is not None and better.support >= attach_at:
+            best, added = better, (better.number,)
+            wrong = ", ".join(f"[{n}]" for n in valid)
+            problems.append(f"cites {wrong}, which does not support it; re-pointed to "
+                            f"[{better.number}] by the citation checker")  # fmt: skip
     supported = bool(valid or added) and best.support >= SUPPORT_THRESHOLD
     if (valid or added) and not supported:
         problems.append(f"not supported by the cited passage (support {best.support:.2f})")

@@ -97,7 +97,9 @@ class SentenceSupport:
     support: float  # 0..1, see citations.py for how it is computed
     supported: bool
     problems: tuple[str, ...] = ()  # e.g. "cites [7], which does not exist", "no citation"
-    added: tuple[int, ...] = ()  # citations the checker attached; the model cited nothing
+    # Citations the checker attached: the model cited nothing, or only passages that do not
+    # support the sentence (those markers are then dropped from the answer text).
+    added: tuple[int, ...] = ()
     # (citation number, document start, document end) of the passage sentence that best
     # supports this one, so a reader can jump to the exact text.
     evidence: tuple[int, int, int] | None = None
