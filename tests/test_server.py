@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -316,3 +317,24 @@ def test_an_error_mid_stream_is_an_error_event(make_client: MakeClient) -> None:
     plain = client.post("/ask", json={"question": TIDES_Q})
     assert plain.status_code == 413 and plain.json()["type"] == "ContextTooLong"
     assert not client.app.state.askdocs.model.lock.locked()
+
+
+def test_no_question_or_document_text_in_the_logs(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "The vault combination is marmalade-4471."
+    question = "What is the vault combination?"
+    client = make_client()
+    with caplog.at_level(logging.DEBUG):  # every logger, every level
+        files = {"files": ("vault.txt", secret.encode(), "text/plain")}
+        job = client.post("/documents", files=files).json()["job_id"]
+        for _ in range(200):
+            if client.get(f"/jobs/{job}").json()["state"] in ("done", "failed"):
+                break
+            time.sleep(0.05)
+        assert client.get(f"/jobs/{job}").json()["state"] == "done"
+        client.post("/search", json={"query": question})
+        answer = client.post("/ask", json={"question": question, "extractive": True}).json()
+    assert "marmalade" in answer["text"]  # the text went through the server ...
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "marmalade" not in logged and "vault combination" not in logged  # ... not the logs
