@@ -332,3 +332,16 @@ def test_a_truncating_tokenizer_is_refused() -> None:
     truncating.enable_truncation(128)
     with pytest.raises(ValueError, match="truncate"):
         split(doc_of("Some text."), truncating, size=32, overlap=0)
+
+
+def test_a_chunk_starting_at_a_markdown_heading_carries_that_heading(tokenizer, tmp_path) -> None:
+    from askdocs.readers import read
+
+    first = " ".join(sentence(tokenizer, 10, i) for i in range(4))
+    second = " ".join(sentence(tokenizer, 10, i) for i in range(4, 8))
+    path = tmp_path / "notes.md"
+    path.write_text(f"# Setup\n\n{first}\n\n## Results\n\n{second}\n", encoding="utf-8")
+    doc = read(path)
+    chunks = split(doc, tokenizer, size=50, overlap=0)
+    at_results = [c for c in chunks if c.text.startswith("## Results")]
+    assert at_results and all(c.heading == "Results" for c in at_results)

@@ -150,7 +150,10 @@ def assert_invariants(doc: Document) -> None:
     assert "\r" not in doc.text
     for heading in doc.headings:
         assert heading.text
-        assert doc.text[heading.start :].startswith(heading.text)
+        # a heading starts where its line's markup does ("## Setup"), so sections and chunks
+        # that begin with the heading's line belong to it
+        line = doc.text[heading.start :].split("\n", 1)[0]
+        assert line.lstrip("#").strip().startswith(heading.text)
     previous_end = 0
     for number, page in enumerate(doc.pages, start=1):
         assert page.number == number
@@ -199,7 +202,8 @@ def test_markdown_headings_skip_code_and_keep_text(tmp_path: Path) -> None:
         (2, "Results"),
         (3, "Deep dive"),
     ]
-    assert doc.headings[0] == Heading(start=2, level=1, text="Field notes")
+    assert doc.headings[0] == Heading(start=0, level=1, text="Field notes")
+    assert doc.headings[1].start == MARKDOWN.index("## Setup")
     assert doc.headings[2].start == MARKDOWN.index("Results\n---")
     assert doc.title == "Field notes"
     assert_invariants(doc)

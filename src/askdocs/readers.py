@@ -247,16 +247,18 @@ def _closes_fence(line: str, fence: str) -> bool:
 
 
 def _atx_heading(line: str, line_start: int) -> Heading | None:
-    """`'## Setup ##'` at offset 10 -> `Heading(start=13, level=2, text='Setup')`; text may be "".
+    """`'## Setup ##'` at offset 10 -> `Heading(start=10, level=2, text='Setup')`; text may be "".
 
-    Returns None when the line is not an ATX heading.
+    The heading starts at its first `#`, so a chunk or section that begins with the heading's
+    line belongs to it. Returns None when the line is not an ATX heading.
     """
     match = _ATX.fullmatch(line)
     if not match:
         return None
     content = _ATX_CLOSE.sub("", match.group(2) or "")
-    begin = line_start + (match.start(2) if match.group(2) is not None else len(line))
-    return Heading(start=begin, level=len(match.group(1)), text=content.rstrip())
+    return Heading(
+        start=line_start + match.start(1), level=len(match.group(1)), text=content.rstrip()
+    )
 
 
 # --- html --------------------------------------------------------------------------------------
