@@ -151,12 +151,17 @@ def resolve_store(value: str | os.PathLike[str]) -> Path:
 def load(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Settings from defaults, config file, `ASKDOCS_*` variables, then `overrides`."""
+    """Settings from defaults, config file, `ASKDOCS_*` variables, then `overrides`.
+
+    `environ` stands for the whole process environment: given one, the config file is only
+    the one its `ASKDOCS_CONFIG` names, never the user's (so `environ={}` is defaults only).
+    """
+    user = environ is None
     environ = os.environ if environ is None else environ
     settings = Settings()
     config_path = environ.get("ASKDOCS_CONFIG")
-    path = Path(config_path) if config_path else _user_config()
-    if path.is_file():
+    path = Path(config_path) if config_path else _user_config() if user else None
+    if path is not None and path.is_file():
         settings = _apply(settings, _read_toml(path), source=str(path))
     elif config_path:
         raise ConfigError(f"ASKDOCS_CONFIG points at {path}, which does not exist")
