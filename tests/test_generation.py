@@ -301,6 +301,7 @@ def test_decoding_from_settings_takes_changes() -> None:
 
     decoding = decoding_from(GenerationSettings(max_tokens=9), stop=("\n",))
     assert (decoding.max_tokens, decoding.stop, decoding.temperature) == (9, ("\n",), 0.0)
+    assert decoding_from(GenerationSettings()) == Decoding()  # one set of defaults
 
 
 def test_unreachable_server_is_a_load_error() -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from askdocs.config import GenerationSettings
+from askdocs.config import GenerationSettings
+
+_DEFAULTS = GenerationSettings()
 
 Role = Literal["system", "user", "assistant"]
 
@@ -25,14 +26,15 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Decoding:
-    """Sampling controls. temperature 0 means greedy (and then top_k/top_p/seed do not matter)."""
+    """Sampling controls. temperature 0 means greedy (and then top_k/top_p/seed do not matter).
+    The defaults are the settings' (`GenerationSettings`), which live in one place."""
 
-    temperature: float = 0.0
-    top_k: int = 40
-    top_p: float = 0.95
-    repeat_penalty: float = 1.1
-    seed: int = 0
-    max_tokens: int = 256
+    temperature: float = _DEFAULTS.temperature
+    top_k: int = _DEFAULTS.top_k
+    top_p: float = _DEFAULTS.top_p
+    repeat_penalty: float = _DEFAULTS.repeat_penalty
+    seed: int = _DEFAULTS.seed
+    max_tokens: int = _DEFAULTS.max_tokens
     stop: tuple[str, ...] = ()
 
 
