@@ -2,8 +2,8 @@
 
 Assertions are about structure (citations resolve, spans point at real text), refusal of an
 obviously absent fact, and determinism; never about the wording a model build produces.
-The default model (Qwen2.5-Coder 0.5B) is used when its packages are installed, else
-SmolLM2-135M.
+The default model (`GenerationSettings().model`) is used when its packages are installed,
+else SmolLM2-135M.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ pytest.importorskip("llama_cpp", reason="pip install llama-cpp-python==0.3.36")
 
 from askdocs.generation.llama import LlamaGenerator
 
-MODELS = ("qwen2.5-coder-0.5b", "smollm2-135m")  # the default first, the CI fixture second
+MODELS = (config.GenerationSettings().model, "smollm2-135m")  # the default, else the small one
 GREEDY = Decoding(temperature=0.0, max_tokens=48)
 TIDES_Q = "When do spring tides come?"
 
