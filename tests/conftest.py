@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -241,3 +242,13 @@ def docs_store(tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbedde
         report = kb.ingest([docs])
     assert (report.added, report.failed) == (6, []), report
     return root / "store"
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Terminate a server a test started; kill it if it does not exit within `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

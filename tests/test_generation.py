@@ -32,6 +32,7 @@ pytest.importorskip("llama_cpp", reason="pip install llama-cpp-python==0.3.36")
 
 from askdocs.generation.llama import LlamaGenerator
 from askdocs.generation.remote import OpenAIGenerator
+from tests.conftest import stop_process
 
 FIXTURE_MODEL = "smollm2-135m"
 THREADS = 1  # robust when other processes share the CPU
@@ -106,11 +107,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_for(f"http://127.0.0.1:{port}/v1/models", proc)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=10)
         log.close()
 
 

@@ -124,24 +124,18 @@ def _chat_template(llama: Llama, path: Path) -> Any:
 
 
 @lru_cache(maxsize=16)
-def _grammar(schema_json: str) -> LlamaGrammar:
-    """Converting a schema to GBNF takes milliseconds; callers repeat the same few schemas."""
+def _grammar(text: str, *, schema: bool) -> LlamaGrammar:
+    """A compiled grammar from GBNF text, or from a JSON schema (`schema`). Compiling takes
+    milliseconds; callers repeat the same few."""
     from llama_cpp import LlamaGrammar
 
     try:
-        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+        if schema:
+            return LlamaGrammar.from_json_schema(text, verbose=False)
+        return LlamaGrammar.from_string(text, verbose=False)
     except (ValueError, RuntimeError) as exc:
-        raise ValueError(f"cannot turn the JSON schema into a grammar: {exc}") from exc
-
-
-@lru_cache(maxsize=16)
-def _gbnf(grammar: str) -> LlamaGrammar:
-    from llama_cpp import LlamaGrammar
-
-    try:
-        return LlamaGrammar.from_string(grammar, verbose=False)
-    except (ValueError, RuntimeError) as exc:
-        raise ValueError(f"cannot parse the grammar: {exc}") from exc
+        what = "turn the JSON schema into a grammar" if schema else "parse the grammar"
+        raise ValueError(f"cannot {what}: {exc}") from exc
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -257,9 +251,9 @@ class LlamaGenerator:
         ids = self.prompt_ids(messages)
         self._check_fits(len(ids), decoding.max_tokens)
         if json_schema:
-            compiled = _grammar(json.dumps(json_schema, sort_keys=True))
+            compiled = _grammar(json.dumps(json_schema, sort_keys=True), schema=True)
         else:
-            compiled = _gbnf(grammar) if grammar else None
+            compiled = _grammar(grammar, schema=False) if grammar else None
         return self._run(ids, decoding, compiled, started)
 
     def _check_fits(self, prompt: int, answer: int) -> None:
