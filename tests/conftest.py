@@ -235,13 +235,17 @@ def docs_store(tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbedde
     """
     root = tmp_path_factory.mktemp("docs_store")
     docs = write_docs(root / "docs")
-    with pytest.MonkeyPatch.context() as patch:  # no user config file either
-        patch.setenv("XDG_CONFIG_HOME", str(root / "config"))
-        settings = config.load({"store": str(root / "store"), **DOCS_STORE_SETTINGS}, environ={})
+    settings = config.load({"store": str(root / "store"), **DOCS_STORE_SETTINGS}, environ={})
     with KnowledgeBase.open(settings, embedder=embedder) as kb:
         report = kb.ingest([docs])
     assert (report.added, report.failed) == (6, []), report
     return root / "store"
+
+
+@pytest.fixture
+def docs_kb(docs_store: Path, make_kb: MakeKb) -> KnowledgeBase:
+    """`docs_store` opened with the real embedder and the settings it was built with."""
+    return make_kb(docs_store, overrides=DOCS_STORE_SETTINGS)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:

@@ -8,13 +8,11 @@ meaning); the LLM is `FakeGenerator` because these tests are about what surround
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from askdocs import config
 from askdocs.answer import (
     NOT_IN_DOCUMENTS,
     REFUSAL,
@@ -32,7 +30,6 @@ from askdocs.answer import (
 )
 from askdocs.cli import main
 from askdocs.conversation import REWRITE_PROMPT, Conversation, needs_context
-from askdocs.embeddings import MiniLMEmbedder
 from askdocs.errors import AskdocsError, ConfigError, ContextTooLong
 from askdocs.evaluate_answers import evaluate_answers, normalize_answer, token_f1
 from askdocs.extractive import score_passages
@@ -41,7 +38,7 @@ from askdocs.kb import KnowledgeBase
 from askdocs.keyword import Analyzer
 from askdocs.readers import read
 from askdocs.testing import FakeGenerator
-from tests.conftest import DOCS_STORE_SETTINGS, MakeKb
+from tests.conftest import MakeKb
 
 ESPRESSO_Q = "How do I descale an espresso machine?"
 GROUNDED = "Dissolve citric acid in warm water and run it through the steam wand [1]."
@@ -49,10 +46,8 @@ INVENTED = "Then paint the boiler red with lead paint [1]."
 
 
 @pytest.fixture
-def kb(docs_store: Path, embedder: MiniLMEmbedder) -> Iterator[KnowledgeBase]:
-    settings = config.load({"store": str(docs_store), **DOCS_STORE_SETTINGS}, environ={})
-    with KnowledgeBase.open(settings, embedder=embedder, create=False) as opened:
-        yield opened
+def kb(docs_kb: KnowledgeBase) -> KnowledgeBase:
+    return docs_kb
 
 
 def _passages(kb: KnowledgeBase, question: str) -> list:

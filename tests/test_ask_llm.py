@@ -9,19 +9,16 @@ else SmolLM2-135M.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import jsonschema
 import pytest
 
 from askdocs import config
 from askdocs.answer import Final, Retrieved, Token, ask, stream_answer
-from askdocs.embeddings import MiniLMEmbedder
 from askdocs.errors import ModelLoadError
 from askdocs.generation import Decoding
 from askdocs.kb import KnowledgeBase
 from askdocs.readers import read
-from tests.conftest import DOCS_STORE_SETTINGS
 
 pytest.importorskip("llama_cpp", reason="pip install llama-cpp-python==0.3.36")
 
@@ -46,10 +43,8 @@ def generator() -> Iterator[LlamaGenerator]:
 
 
 @pytest.fixture
-def kb(docs_store: Path, embedder: MiniLMEmbedder) -> Iterator[KnowledgeBase]:
-    settings = config.load({"store": str(docs_store), **DOCS_STORE_SETTINGS}, environ={})
-    with KnowledgeBase.open(settings, embedder=embedder, create=False) as opened:
-        yield opened
+def kb(docs_kb: KnowledgeBase) -> KnowledgeBase:
+    return docs_kb
 
 
 def test_answer_structure_and_spans(kb: KnowledgeBase, generator: LlamaGenerator) -> None:

@@ -308,11 +308,6 @@ def test_failures_inside_a_folder_do_not_stop_the_folder(
 # -- search -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def docs_kb(docs_store: Path, make_kb: MakeKb) -> KnowledgeBase:
-    return make_kb(docs_store)
-
-
 @pytest.mark.parametrize(
     ("mode", "query", "expected"),
     [

@@ -117,9 +117,7 @@ def llm_server(
 ) -> Iterator[tuple[str, FastAPI]]:
     """One token-protected server with the small model for the whole module."""
     store = copy_store(docs_store, tmp_path_factory.mktemp("live"))
-    with pytest.MonkeyPatch.context() as patch:  # no user config file either
-        patch.setenv("XDG_CONFIG_HOME", str(store.parent / "config"))
-        settings = server_settings(store, {"server.token": TOKEN})
+    settings = server_settings(store, {"server.token": TOKEN})  # environ={}: no user config
     app = create_app(settings, embedder=embedder, generator=llm)
     with serving(app) as url:
         yield url, app
