@@ -10,10 +10,12 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -256,3 +258,34 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_up(
+    url: str, process: subprocess.Popen[bytes], *, log: Path | None = None, timeout: float = 90
+) -> None:
+    """Poll `url` until it answers 200; fail the test (with the server's log) if the process
+    exits or `timeout` seconds pass first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{_tail(log)}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{_tail(log)}")
+
+
+def _tail(log: Path | None) -> str:
+    return log.read_text(encoding="utf-8", errors="replace")[-3000:] if log else ""

@@ -11,10 +11,8 @@ import dataclasses
 import importlib.util
 import json
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ pytest.importorskip("llama_cpp", reason="pip install llama-cpp-python==0.3.36")
 
 from askdocs.generation.llama import LlamaGenerator
 from askdocs.generation.remote import OpenAIGenerator
-from tests.conftest import stop_process
+from tests.conftest import free_port, stop_process, wait_until_up
 
 FIXTURE_MODEL = "smollm2-135m"
 THREADS = 1  # robust when other processes share the CPU
@@ -62,26 +60,6 @@ def smol() -> Iterator[LlamaGenerator]:
     generator.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-cpp-python's own server on a free loopback port, serving the fixture model."""
@@ -91,7 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             f"server extras missing ({', '.join(missing)}): "
             "pip install 'llama-cpp-python[server]==0.3.36'"
         )
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("server") / "server.log").open("wb")
     command = [
         sys.executable,
@@ -104,7 +82,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     command += ["--n_threads_batch", str(THREADS), "--n_ctx", "1024", "--n_batch", "256"]
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/v1/models", proc)
+        wait_until_up(f"http://127.0.0.1:{port}/v1/models", proc)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         stop_process(proc, timeout=10)
@@ -303,7 +281,7 @@ def test_decoding_from_settings_takes_changes() -> None:
 
 def test_unreachable_server_is_a_load_error() -> None:
     with pytest.raises(ModelLoadError, match="cannot reach"):
-        OpenAIGenerator(f"http://127.0.0.1:{_free_port()}/v1", timeout=2.0)
+        OpenAIGenerator(f"http://127.0.0.1:{free_port()}/v1", timeout=2.0)
 
 
 def test_unknown_backend_is_a_config_error() -> None:

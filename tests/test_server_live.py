@@ -7,7 +7,6 @@ a scripted generator that takes a known time per token and records whether it wa
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ from askdocs.embeddings import MiniLMEmbedder
 from askdocs.errors import ModelLoadError
 from askdocs.generation import Decoding, Message
 from askdocs.testing import FakeGenerator
+from tests.conftest import free_port
 from tests.test_server import TIDES_Q, copy_store, server_settings, sse_events
 
 pytest.importorskip("fastapi", reason="pip install 'askdocs[server]'")
@@ -70,12 +70,6 @@ class SlowGenerator(FakeGenerator):
                 self.finished.set()
 
         return slowly()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import stop_process
+from tests.conftest import free_port, stop_process, wait_until_up
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -46,12 +43,6 @@ The tower was painted with red and white bands in 1871 after a schooner ran agro
 QUESTION = "How often does the keeper wind the clockwork lens?"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class Server:
     url: str
@@ -59,20 +50,6 @@ class Server:
 
     def tail(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"askdocs serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"askdocs serve did not answer /health within 90 s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +67,7 @@ def server(askdocs_exe: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        wait_healthy(url, process, log)
+        wait_until_up(f"{url}/health", process, log=log)
         yield Server(url, log)
     finally:
         stop_process(process)
