@@ -232,3 +232,12 @@ def test_hnsw_recall_against_exact_search() -> None:
             expected = set(exact.search(query, k, **kwargs)[0].tolist())
             found += len(expected & set(hnsw.search(query, k, **kwargs)[0].tolist()))
         assert found / (k * len(queries)) >= 0.9, f"recall {found / (k * len(queries))}"
+
+
+def test_hnsw_defaults_are_the_settings() -> None:
+    from askdocs.config import IndexSettings
+
+    s = IndexSettings()
+    assert HnswParams() == HnswParams(
+        s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.hnsw_threshold
+    )

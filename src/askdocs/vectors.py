@@ -18,17 +18,22 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from askdocs.config import IndexSettings
+
+_DEFAULTS = IndexSettings()
+
 FORMAT = "askdocs-vectors-1"
 
 
 @dataclass(frozen=True, slots=True)
 class HnswParams:
-    """HNSW graph settings; defaults measured on 384-d MiniLM vectors (docs/benchmarks.md)."""
+    """HNSW graph settings. The defaults are `IndexSettings`' (measured on 384-d MiniLM vectors,
+    docs/benchmarks.md); below `threshold` vectors, exact search is fast enough and exact."""
 
-    m: int = 48
-    ef_construction: int = 80
-    ef_search: int = 192
-    threshold: int = 20_000  # below this many vectors, exact search is fast enough and exact
+    m: int = _DEFAULTS.hnsw_m
+    ef_construction: int = _DEFAULTS.hnsw_ef_construction
+    ef_search: int = _DEFAULTS.hnsw_ef_search
+    threshold: int = _DEFAULTS.hnsw_threshold
 
 
 @contextmanager
