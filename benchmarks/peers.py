@@ -265,11 +265,10 @@ def askdocs_ingest_seconds(data: Path, n: int) -> tuple[float, int]:
 
 
 def askdocs_quality(data: Path, split: str) -> dict[str, dict[str, Any]]:
-    from askdocs import config
-    from askdocs.evaluate import default_store, evaluate_retrieval
+    from askdocs.evaluate import eval_settings, evaluate_retrieval
     from askdocs.kb import KnowledgeBase
 
-    settings = config.load({"store": str(default_store(data))})
+    settings = eval_settings(data)
     modes = ["keyword", "dense", f"hybrid-{settings.search.fusion}"]
     with KnowledgeBase.open(settings) as kb:
         evaluation = evaluate_retrieval(kb, data, split=split, modes=modes)

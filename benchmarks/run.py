@@ -47,8 +47,14 @@ import numpy as np
 
 from askdocs import config
 from askdocs.config import Settings
-from askdocs.embeddings import MiniLMEmbedder
-from askdocs.evaluate import corpus_documents, default_store, latency_summary, load_beir
+from askdocs.embeddings import MiniLMEmbedder, load_embedder
+from askdocs.evaluate import (
+    corpus_documents,
+    default_store,
+    eval_settings,
+    latency_summary,
+    load_beir,
+)
 from askdocs.fusion import fuse_rrf
 from askdocs.ingest import chunk_for_embedding
 from askdocs.kb import KnowledgeBase, embedder_spec
@@ -138,13 +144,6 @@ def timed(work: Callable[[], object]) -> float:
     start = time.perf_counter()
     work()
     return time.perf_counter() - start
-
-
-def load_embedder(settings: Settings) -> MiniLMEmbedder:
-    e = settings.embedding
-    return MiniLMEmbedder(
-        threads=e.threads or None, max_tokens=e.max_tokens, batch_tokens=e.batch_tokens
-    )
 
 
 # --- ingest throughput ---------------------------------------------------------------------
@@ -277,7 +276,7 @@ def bench_latency(kb: KnowledgeBase, label: str, queries: Sequence[str]) -> Tabl
 def scifact_kb(scifact: Path, embedder: MiniLMEmbedder, *, build: bool) -> KnowledgeBase | None:
     """The shared SciFact store (`eval-scifact`); ingested first when `build`, else None."""
     data = load_beir(scifact)
-    settings = config.load({"store": str(default_store(scifact))})
+    settings = eval_settings(scifact)
     kb = KnowledgeBase.open(settings, embedder=embedder)
     if kb.status().documents < len(data.corpus):
         if not build:
@@ -737,7 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"- machine: {machine()}")
     print(f"- command: `{shlex.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}`")
     print(f"- date: {time.strftime('%Y-%m-%d %H:%M')}; load average {os.getloadavg()[0]:.1f}")
-    embedder = load_embedder(config.load())
+    embedder = load_embedder(config.load().embedding)
     run_scifact(args, embedder)
     if "synthetic" in args.only:
         run_synthetic(args, embedder)

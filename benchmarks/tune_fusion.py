@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from askdocs import config
 from askdocs.config import IndexSettings, SearchSettings
 from askdocs.evaluate import (
     BeirDataset,
     corpus_documents,
-    default_store,
+    eval_settings,
     evaluate_run,
     load_beir,
     paired_randomization_test,
@@ -441,7 +440,7 @@ def report_test(
 
 
 def open_store(data_dir: Path) -> KnowledgeBase:
-    settings = config.load({"store": str(default_store(data_dir))})
+    settings = eval_settings(data_dir)
     kb = KnowledgeBase.open(settings)
     if kb.status().chunks == 0:
         print(f"building {settings.store} (embeds the corpus once, minutes)...", flush=True)

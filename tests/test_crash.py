@@ -53,7 +53,12 @@ def kill_during_ingest(askdocs: str, folder: Path, store: Path, *, once_committe
 
     Returns the number committed at the kill; fails if the run ended before it was killed.
     """
-    env = {**os.environ, "ASKDOCS_STORE": str(store), "ASKDOCS_INGEST__BATCH_CHUNKS": "8"}
+    env = {
+        **os.environ,
+        "ASKDOCS_STORE": str(store),
+        "ASKDOCS_INGEST__BATCH_CHUNKS": "8",
+        "ASKDOCS_EMBEDDING__INT8": "false",  # the float encoder of the `embedder` fixture
+    }
     process = subprocess.Popen(
         [askdocs, "ingest", str(folder)],
         env=env,

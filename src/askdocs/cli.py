@@ -32,9 +32,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @contextmanager
 def _open(store: str | None, create: bool = False, **overrides: Any) -> Iterator[KnowledgeBase]:
     """Open the knowledge base; library errors become clean CLI errors."""
+    with _open_kb(lambda: config.load({"store": store, **overrides}), create=create) as kb:
+        yield kb
+
+
+@contextmanager
+def _open_kb(settings: Callable[[], config.Settings], create: bool) -> Iterator[KnowledgeBase]:
     try:
-        settings = config.load({"store": store, **overrides})
-        with KnowledgeBase.open(settings, create=create) as kb:
+        with KnowledgeBase.open(settings(), create=create) as kb:
             yield kb
     except AskdocsError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -196,8 +201,10 @@ def retrieval(
 ) -> None:
     """Score every search mode on a BEIR-format collection in DIRECTORY (corpus.jsonl,
     queries.jsonl, qrels/<split>.tsv): nDCG@10, MAP@100, MRR@10, Recall@10/100, latency."""
-    store = store or str(evaluate.default_store(Path(directory)))
-    with _open(store, create=True) as kb, _progress_bar(quiet=as_json) as progress:
+    with (
+        _open_kb(lambda: evaluate.eval_settings(Path(directory), store), create=True) as kb,
+        _progress_bar(quiet=as_json) as progress,
+    ):
         result = evaluate.evaluate_retrieval(
             kb, Path(directory), split=split, modes=modes, progress=progress
         )

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from askdocs.config import SearchSettings, named_store
+from askdocs import config
+from askdocs.config import SearchSettings, Settings, named_store
 from askdocs.errors import ConfigError, NotFound
 from askdocs.ingest import IngestReport, Progress
 from askdocs.retrieval import retrieve
@@ -386,9 +387,20 @@ class RetrievalEvaluation:
     results: tuple[ModeResult, ...]
 
 
-def default_store(directory: Path) -> Path:
-    """The named store a collection is ingested into, reused by later runs: `eval-<dir name>`."""
-    return named_store(f"eval-{Path(directory).resolve().name}")
+def default_store(directory: Path, *, int8: bool = False) -> Path:
+    """The named store a collection is ingested into, reused by later runs: `eval-<dir name>`,
+    or `eval-<dir name>-int8` for the int8 encoder's vectors."""
+    return named_store(f"eval-{Path(directory).resolve().name}" + ("-int8" if int8 else ""))
+
+
+def eval_settings(directory: Path, store: str | None = None) -> Settings:
+    """Settings (config file and environment) with `store`, or the collection's default store
+    for the configured encoder."""
+    settings = config.load({"store": store})
+    if store is None:
+        default = default_store(directory, int8=settings.embedding.int8)
+        settings = dataclasses.replace(settings, store=default)
+    return settings
 
 
 def corpus_documents(data: BeirDataset, collection: str) -> list[Document]:

@@ -11,34 +11,42 @@ of the object; open one KnowledgeBase per process and reuse it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from askdocs import ingest as ingesting
 from askdocs.config import Settings
-from askdocs.embeddings import Embedder, MiniLMEmbedder
+from askdocs.embeddings import Embedder, MiniLMEmbedder, embedder_id, load_embedder
 from askdocs.errors import ConfigError
-from askdocs.models import MINILM_WEIGHTS
 from askdocs.retrieval import Filters, retrieve
 from askdocs.store import Store, StoreStatus
-from askdocs.store.sqlite import SqliteStore
+from askdocs.store.sqlite import SqliteStore, recorded_embedder
 from askdocs.types import Document, Hit
 
-EMBEDDERS: dict[str, tuple[str, int]] = {
-    # name -> (id stored with the index, dimension); the id is known without loading weights
-    "minilm": (f"all-MiniLM-L6-v2:{MINILM_WEIGHTS.sha256[:12]}", 384),
-}
+EMBEDDERS: dict[str, int] = {"minilm": MiniLMEmbedder.dim}  # name -> dimension
 
 
 def embedder_spec(settings: Settings) -> tuple[str, int]:
     try:
-        base, dim = EMBEDDERS[settings.embedding.model]
+        dim = EMBEDDERS[settings.embedding.model]
     except KeyError:
         raise ConfigError(
             f"unknown embedding model '{settings.embedding.model}' "
             f"(available: {', '.join(EMBEDDERS)})"
         ) from None
-    return f"{base}:max{settings.embedding.max_tokens}", dim
+    e = settings.embedding
+    return embedder_id(e.max_tokens, int8=e.int8), dim
+
+
+def _keep_store_encoder(settings: Settings) -> Settings:
+    """`embedding.int8` chooses the encoder of new stores; an existing store keeps the one it
+    was built with (int8 or float), so changing the setting never locks a store out."""
+    e = settings.embedding
+    other = dataclasses.replace(e, int8=not e.int8)
+    if recorded_embedder(settings.store) == embedder_id(other.max_tokens, int8=other.int8):
+        return dataclasses.replace(settings, embedding=other)
+    return settings
 
 
 class KnowledgeBase:
@@ -51,19 +59,18 @@ class KnowledgeBase:
     def open(
         cls, settings: Settings, *, create: bool = True, embedder: Embedder | None = None
     ) -> KnowledgeBase:
-        embedder_id, dim = (embedder.id, embedder.dim) if embedder else embedder_spec(settings)
+        if embedder is None:
+            settings = _keep_store_encoder(settings)
+        spec = (embedder.id, embedder.dim) if embedder else embedder_spec(settings)
         store = SqliteStore(
-            settings.store, embedder_id=embedder_id, dim=dim, settings=settings.index, create=create
+            settings.store, embedder_id=spec[0], dim=spec[1], settings=settings.index, create=create
         )
         return cls(settings, store, embedder)
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            e = self.settings.embedding
-            self._embedder = MiniLMEmbedder(
-                threads=e.threads or None, max_tokens=e.max_tokens, batch_tokens=e.batch_tokens
-            )
+            self._embedder = load_embedder(self.settings.embedding)
         return self._embedder
 
     def __enter__(self) -> KnowledgeBase:

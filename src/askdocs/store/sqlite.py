@@ -67,6 +67,21 @@ _STALE_TMP_SECONDS = 900
 _REPLAY_BATCH = 5000
 
 
+def recorded_embedder(directory: Path) -> str | None:
+    """The embedder id the store at `directory` was built with, or None if there is no store."""
+    path = Path(directory) / DATABASE
+    if not path.is_file():
+        return None
+    db = sqlite3.connect(path, timeout=60)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
+    except sqlite3.OperationalError:  # created but never initialised
+        return None
+    finally:
+        db.close()
+    return None if row is None else str(row[0])
+
+
 class SqliteStore:
     """The embedded default `Store`. Use as a context manager, or call `close()`."""
 
