@@ -4,6 +4,8 @@
     python benchmarks/run.py --quick         # small sizes: a smoke check in a few minutes
     python benchmarks/run.py --only latency,rss --sizes 100000
 
+0. encoder: the float and the int8 encoder on the same SciFact chunk texts: chunks/s,
+   tokens/s, and the cosine of each int8 vector to its float one.
 1. ingest: chunks/s of `KnowledgeBase.ingest_documents` on SciFact documents into a fresh store,
    against `MiniLMEmbedder.embed` alone on the very same chunk texts in the same batches.
 2. keyword: BM25 queries/s against bm25s and rank_bm25 (benchmarks/bench_keyword.py).
@@ -68,7 +70,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 DEFAULT_CACHE = Path.home() / ".cache" / "askdocs-bench"
 MODES = ("dense", "keyword", "hybrid")
-PARTS = ("ingest", "keyword", "latency", "rss", "synthetic")
+PARTS = ("encoder", "ingest", "keyword", "latency", "rss", "synthetic")
 DIM = 384
 K = 10
 SEED = 20240601
@@ -209,6 +211,53 @@ def bench_ingest(scifact: Path, n_docs: int, repeats: int, embedder: MiniLMEmbed
             f"Goal >= {GOALS['ratio']}x the raw encoder: "
             f"{verdict(ratio >= GOALS['ratio'])} ({ratio:.2f}x).",
         ),
+    )
+
+
+def bench_encoder(scifact: Path, n_docs: int, repeats: int) -> Table:
+    settings = config.load()
+    encoders = {
+        "float": load_embedder(dataclasses.replace(settings.embedding, int8=False)),
+        "int8": load_embedder(dataclasses.replace(settings.embedding, int8=True)),
+    }
+    documents = corpus_documents(load_beir(scifact), scifact.name)[:n_docs]
+    texts = [t for d in documents for t in chunk_for_embedding(d, encoders["float"], settings)[1]]
+    tokens = sum(encoders["float"].count_tokens(texts))
+    vectors: dict[str, np.ndarray] = {}
+    seconds: dict[str, list[float]] = {name: [] for name in encoders}
+    for encoder in encoders.values():
+        encoder.embed(texts[:16])  # warm-up
+    for _ in range(repeats):  # interleaved, best of each: the machine's load drifts
+        for name, encoder in encoders.items():
+            start = time.perf_counter()
+            vectors[name] = encoder.embed(texts)
+            seconds[name].append(time.perf_counter() - start)
+    cosines = np.sum(vectors["int8"] * vectors["float"], axis=1)
+    best = {name: min(s) for name, s in seconds.items()}
+    threads = encoders["float"].threads
+    rows = [
+        (
+            f"{name} ({threads} texts at once, 1 core each)",
+            f"{best[name]:.1f}",
+            f"{len(texts) / best[name]:.1f}",
+            f"{tokens / best[name]:,.0f}",
+            f"{best['float'] / best[name]:.2f}x",
+            "1" if name == "float" else f"{cosines.mean():.4f} / {cosines.min():.4f}",
+        )
+        for name in encoders
+    ]
+    return Table(
+        f"Encoder: {len(texts)} chunk texts of {len(documents)} SciFact documents, "
+        f"{tokens:,} tokens",
+        (
+            "encoder",
+            f"seconds, best of {repeats}",
+            "chunks/s",
+            "tokens/s",
+            "speed vs float",
+            "cosine to float, mean / min",
+        ),
+        rows,
     )
 
 
@@ -666,6 +715,9 @@ def run_scifact(args: argparse.Namespace, embedder: MiniLMEmbedder) -> None:
         print("\n### BM25 on SciFact: askdocs KeywordIndex vs bm25s and rank_bm25\n")
         sys.stdout.flush()
         bench_keyword.main(["--data", str(scifact)])
+    if "encoder" in args.only:
+        say("encoder benchmark")
+        show(bench_encoder(scifact, args.ingest_docs, args.repeats))
     if "ingest" in args.only:
         say("ingest benchmark")
         show(bench_ingest(scifact, args.ingest_docs, args.repeats, embedder))

@@ -44,7 +44,7 @@ class MiniLMEmbedder:
     does not depend on what it was embedded with. `threads` texts run at once, one core each,
     on one shared session: on 2 cores that is 1.14x faster than padded batches on 2 intra-op
     threads (benchmarks/run.py). `int8` runs the int8 graph (see askdocs.onnx_bert): about
-    1.7x faster again, with vectors at cosine ~0.993 to the float ones; stores record which.
+    1.5x faster again, with vectors at cosine ~0.993 to the float ones; stores record which.
     """
 
     dim = 384

@@ -11,7 +11,7 @@ same function as the textbook graph in fewer passes over memory.
 
 With `int8=True` the weights of every projection are stored as int8, one scale per output
 column (symmetric, so no zero point), and the activations are quantised on the fly
-(`DynamicQuantizeMatMul`, `QAttention`), one scale per input tensor. That runs about 1.7x
+(`DynamicQuantizeMatMul`, `QAttention`), one scale per input tensor. That runs about 1.5x
 faster on CPUs with AVX2, and is approximate (cosine about 0.993 to the float vectors). Because
 the activation scale is taken over the whole input, a batch of several texts would move each
 text's vector with its neighbours: run the int8 graph on one text at a time.
