@@ -17,7 +17,11 @@ from askdocs. Every run is scored by `askdocs.evaluate`, so all systems share th
 
 LangChain + Chroma is set up as its documentation shows: `RecursiveCharacterTextSplitter()` with
 its defaults (4,000 characters, 200 overlap), `HuggingFaceEmbeddings` on the same packaged
-all-MiniLM-L6-v2 files askdocs uses, `Chroma` with its defaults, `similarity_search`. The
+all-MiniLM-L6-v2 files askdocs uses, `Chroma` with its defaults, `similarity_search`. Those
+4,000-character chunks exceed the model's 256 tokens and are truncated when embedded, so a
+second setup, `langchain-chroma-tokens`, splits with
+`RecursiveCharacterTextSplitter.from_huggingface_tokenizer` (the model's tokenizer, 200 tokens,
+32 overlap, as askdocs chunks) and embeds all of the text. The
 document text is "title\\ntext" for every system. bm25s indexes title + text per document with
 its defaults (Lucene BM25, k1=1.5, b=0.75), English stop words and the Snowball stemmer.
 """
@@ -25,6 +29,7 @@ its defaults (Lucene BM25, k1=1.5, b=0.75), English stop words and the Snowball 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -39,7 +44,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "scifact"
 DOCS = 100  # documents per query
-PEERS = ("langchain-chroma", "bm25s")
+PEERS = ("langchain-chroma", "langchain-chroma-tokens", "bm25s")
 REQUIREMENTS = (
     "torch==2.13.0",  # resolves to the local CPU wheel; never an unpinned (GPU) torch
     "sentence-transformers==6.2.0",
@@ -101,7 +106,7 @@ def first_docs(pairs: Iterator[tuple[str, Any]], n: int) -> list[str]:
 # --- peer workers (run inside the peers' virtualenv) ---------------------------------------------
 
 
-def chroma_worker(args: argparse.Namespace) -> dict[str, Any]:
+def chroma_worker(args: argparse.Namespace, *, token_splitter: bool = False) -> dict[str, Any]:
     import torch
     from langchain_chroma import Chroma
     from langchain_core.documents import Document
@@ -111,7 +116,14 @@ def chroma_worker(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(os.cpu_count() or 1)  # the same cores askdocs' ONNX Runtime uses
     corpus, queries = read_collection(args.data, args.split)
     embeddings = HuggingFaceEmbeddings(model_name=args.model)
-    splitter = RecursiveCharacterTextSplitter()
+    if token_splitter:  # every token embedded: chunks counted in the model's own tokens
+        from transformers import AutoTokenizer
+
+        splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
+            AutoTokenizer.from_pretrained(args.model), chunk_size=200, chunk_overlap=32
+        )
+    else:
+        splitter = RecursiveCharacterTextSplitter()
 
     def build(docs: list[tuple[str, str, str]], directory: str) -> tuple[Chroma, int]:
         pages = [Document(f"{t}\n{x}", metadata={"doc_id": i}) for i, t, x in docs]
@@ -128,7 +140,7 @@ def chroma_worker(args: argparse.Namespace) -> dict[str, Any]:
         _, n_chunks = build(corpus[: args.ingest_docs], tmp)
         ingest_seconds = time.perf_counter() - start
 
-    full = args.index_dir / f"chroma-{len(corpus)}"
+    full = args.index_dir / f"chroma{'-tokens' if token_splitter else ''}-{len(corpus)}"
     if (full / "complete").exists():  # the full-corpus index is built once, then cached
         store = Chroma(embedding_function=embeddings, persist_directory=str(full))
     else:
@@ -193,6 +205,7 @@ def bm25s_worker(args: argparse.Namespace) -> dict[str, Any]:
 
 WORKERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "langchain-chroma": chroma_worker,
+    "langchain-chroma-tokens": functools.partial(chroma_worker, token_splitter=True),
     "bm25s": bm25s_worker,
 }
 

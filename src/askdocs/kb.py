@@ -61,9 +61,9 @@ class KnowledgeBase:
     ) -> KnowledgeBase:
         if embedder is None:
             settings = _keep_store_encoder(settings)
-        spec = (embedder.id, embedder.dim) if embedder else embedder_spec(settings)
+        vectors_id, dim = (embedder.id, embedder.dim) if embedder else embedder_spec(settings)
         store = SqliteStore(
-            settings.store, embedder_id=spec[0], dim=spec[1], settings=settings.index, create=create
+            settings.store, embedder_id=vectors_id, dim=dim, settings=settings.index, create=create
         )
         return cls(settings, store, embedder)
 
