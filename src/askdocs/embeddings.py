@@ -43,9 +43,9 @@ class MiniLMEmbedder:
 
     Each text runs through the encoder on its own, never padded into a batch, so its vector
     does not depend on what it was embedded with. `threads` texts run at once, one core each,
-    on one shared session: on 2 cores that is 1.14x faster than padded batches on 2 intra-op
-    threads (benchmarks/run.py). `int8` runs the int8 graph (see askdocs.onnx_bert): about
-    1.5x faster again, with vectors at cosine ~0.993 to the float ones; stores record which.
+    on one shared session: on 2 cores that was 1.14x faster than padded batches on 2 intra-op
+    threads. `int8` runs the int8 graph (see askdocs.onnx_bert): about 1.5x faster again, with
+    vectors at cosine ~0.993 to the float ones; stores record which (docs/benchmarks.md).
     """
 
     dim = 384
