@@ -228,7 +228,8 @@ def fuzz(url: str, seconds: float, folder: Path) -> str:
         command, capture_output=True, text=True, timeout=seconds + 300, cwd=folder
     )
     out = run.stdout + run.stderr
-    generated = re.search(r"(\d+) generated", out)
+    # The summary line ("4428 generated, 4428 passed"); warnings above it can say "generated".
+    generated = re.search(r"^\s*(\d+) generated,", out, re.MULTILINE)
     server_errors = len(re.findall(r"\[5\d\d\]", out))
     schema = len(re.findall(r"Response violates schema", out))
     found = re.findall(r"❌ (ST\d+ [^:]+): (\d+)", out)
