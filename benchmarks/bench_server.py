@@ -254,7 +254,7 @@ def main() -> None:
     parser.add_argument("--extractive", action="store_true", help="Ask without the LLM.")
     parser.add_argument("--model", help="Packaged model name or .gguf (default: config).")
     parser.add_argument("--max-tokens", type=int, default=64, help="Per generated answer.")
-    parser.add_argument("--fuzz-seconds", type=float, default=60.0)
+    parser.add_argument("--fuzz-seconds", type=float, default=180.0)  # 60 s can stall on /ask
     parser.add_argument("--no-fuzz", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="askdocs-bench-") as folder:
