@@ -173,10 +173,17 @@ def ingest_fresh(
         return report.chunks
 
 
+def chunked_documents(
+    scifact: Path, n_docs: int, embedder: MiniLMEmbedder, settings: Settings
+) -> tuple[list[Document], list[list[str]]]:
+    """The first `n_docs` SciFact documents and, per document, the chunk texts ingest embeds."""
+    documents = corpus_documents(load_beir(scifact), scifact.name)[:n_docs]
+    return documents, [chunk_for_embedding(d, embedder, settings)[1] for d in documents]
+
+
 def bench_ingest(scifact: Path, n_docs: int, repeats: int, embedder: MiniLMEmbedder) -> Table:
     settings = config.load()
-    documents = corpus_documents(load_beir(scifact), scifact.name)[:n_docs]
-    per_document = [chunk_for_embedding(d, embedder, settings)[1] for d in documents]
+    documents, per_document = chunked_documents(scifact, n_docs, embedder, settings)
     batches = ingest_batches(per_document, settings.ingest.batch_chunks)
     texts = [t for b in batches for t in b]
     embedder.embed(texts[:64])  # warm-up: ONNX Runtime allocates its buffers on first runs
@@ -214,14 +221,14 @@ def bench_ingest(scifact: Path, n_docs: int, repeats: int, embedder: MiniLMEmbed
     )
 
 
-def bench_encoder(scifact: Path, n_docs: int, repeats: int) -> Table:
+def bench_encoder(scifact: Path, n_docs: int, repeats: int, embedder: MiniLMEmbedder) -> Table:
+    """`embedder` against the same model in the other precision, on the same chunk texts."""
     settings = config.load()
-    encoders = {
-        "float": load_embedder(dataclasses.replace(settings.embedding, int8=False)),
-        "int8": load_embedder(dataclasses.replace(settings.embedding, int8=True)),
-    }
-    documents = corpus_documents(load_beir(scifact), scifact.name)[:n_docs]
-    texts = [t for d in documents for t in chunk_for_embedding(d, encoders["float"], settings)[1]]
+    other = load_embedder(dataclasses.replace(settings.embedding, int8=not embedder.int8))
+    pair = (other, embedder) if embedder.int8 else (embedder, other)
+    encoders = dict(zip(("float", "int8"), pair, strict=True))
+    documents, per_document = chunked_documents(scifact, n_docs, embedder, settings)
+    texts = [t for texts in per_document for t in texts]
     tokens = sum(encoders["float"].count_tokens(texts))
     vectors: dict[str, np.ndarray] = {}
     seconds: dict[str, list[float]] = {name: [] for name in encoders}
@@ -717,7 +724,7 @@ def run_scifact(args: argparse.Namespace, embedder: MiniLMEmbedder) -> None:
         bench_keyword.main(["--data", str(scifact)])
     if "encoder" in args.only:
         say("encoder benchmark")
-        show(bench_encoder(scifact, args.ingest_docs, args.repeats))
+        show(bench_encoder(scifact, args.ingest_docs, args.repeats, embedder))
     if "ingest" in args.only:
         say("ingest benchmark")
         show(bench_ingest(scifact, args.ingest_docs, args.repeats, embedder))

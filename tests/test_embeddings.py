@@ -120,6 +120,7 @@ def test_int8_vector_does_not_depend_on_its_neighbours(int8_embedder: MiniLMEmbe
 
 
 def test_int8_has_its_own_id(embedder: MiniLMEmbedder, int8_embedder: MiniLMEmbedder) -> None:
+    assert int8_embedder.int8 and not embedder.int8
     assert int8_embedder.id == embedder.id + ":int8"
     assert int8_embedder.id == embeddings.embedder_id(256, int8=True)
     assert embedder.id == embeddings.embedder_id(256)

@@ -54,6 +54,7 @@ class MiniLMEmbedder:
         self, *, threads: int | None = None, max_tokens: int = 256, int8: bool = False
     ) -> None:
         self.max_tokens = max_tokens
+        self.int8 = int8
         self.threads = max(1, threads or os.cpu_count() or 1)
         self.tokenizer: Tokenizer = load_tokenizer(MINILM_TOKENIZER)
         self.id = embedder_id(max_tokens, int8=int8)
