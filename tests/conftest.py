@@ -289,3 +289,14 @@ def wait_until_up(
 
 def _tail(log: Path | None) -> str:
     return log.read_text(encoding="utf-8", errors="replace")[-3000:] if log else ""
+
+
+def llama_worker(model: str, **params: Any) -> Any:
+    """A packaged GGUF model in a worker process (`WorkerGenerator`): a native crash of
+    llama.cpp fails the test that ran it with RuntimeCrash, never the whole test run."""
+    import functools
+
+    from askdocs.generation.llama import LlamaGenerator
+    from askdocs.generation.worker import WorkerGenerator
+
+    return WorkerGenerator(functools.partial(LlamaGenerator, model, **params))

@@ -22,7 +22,8 @@ from askdocs.readers import read
 
 pytest.importorskip("llama_cpp", reason="pip install llama-cpp-python==0.3.36")
 
-from askdocs.generation.llama import LlamaGenerator
+from askdocs.generation.worker import WorkerGenerator
+from tests.conftest import llama_worker
 
 MODELS = (config.GenerationSettings().model, "smollm2-135m")  # the default, else the small one
 GREEDY = Decoding(temperature=0.0, max_tokens=48)
@@ -30,10 +31,10 @@ TIDES_Q = "When do spring tides come?"
 
 
 @pytest.fixture(scope="module")
-def generator() -> Iterator[LlamaGenerator]:
+def generator() -> Iterator[WorkerGenerator]:
     for name in MODELS:
         try:
-            loaded = LlamaGenerator(name, n_ctx=2048, n_batch=256, n_threads=1)
+            loaded = llama_worker(name, n_ctx=2048, n_batch=256, n_threads=1)
         except ModelLoadError:
             continue
         yield loaded
@@ -47,7 +48,7 @@ def kb(docs_kb: KnowledgeBase) -> KnowledgeBase:
     return docs_kb
 
 
-def test_answer_structure_and_spans(kb: KnowledgeBase, generator: LlamaGenerator) -> None:
+def test_answer_structure_and_spans(kb: KnowledgeBase, generator: WorkerGenerator) -> None:
     events = list(stream_answer(kb, generator, TIDES_Q, decoding=GREEDY))
     assert isinstance(events[0], Retrieved) and isinstance(events[-1], Final)
     assert all(isinstance(e, Token) for e in events[1:-1])
@@ -69,13 +70,13 @@ def test_answer_structure_and_spans(kb: KnowledgeBase, generator: LlamaGenerator
         assert answer.reason
 
 
-def test_an_absent_fact_is_refused(kb: KnowledgeBase, generator: LlamaGenerator) -> None:
+def test_an_absent_fact_is_refused(kb: KnowledgeBase, generator: WorkerGenerator) -> None:
     answer = ask(kb, generator, "Who painted the Mona Lisa?", decoding=GREEDY)
     assert not answer.answered
     assert answer.citations == () and answer.passages
 
 
-def test_greedy_answers_repeat(kb: KnowledgeBase, generator: LlamaGenerator) -> None:
+def test_greedy_answers_repeat(kb: KnowledgeBase, generator: WorkerGenerator) -> None:
     first = ask(kb, generator, TIDES_Q, decoding=GREEDY)
     second = ask(kb, generator, TIDES_Q, decoding=GREEDY)
     assert first.draft == second.draft
@@ -83,7 +84,7 @@ def test_greedy_answers_repeat(kb: KnowledgeBase, generator: LlamaGenerator) -> 
     assert first.sentences == second.sentences
 
 
-def test_structured_answer_is_valid(kb: KnowledgeBase, generator: LlamaGenerator) -> None:
+def test_structured_answer_is_valid(kb: KnowledgeBase, generator: WorkerGenerator) -> None:
     schema = {
         "type": "object",
         "properties": {"when": {"type": "string", "maxLength": 60}},

@@ -1,5 +1,9 @@
-"""Generation backends against real models: SmolLM2-135M (fast) in process and behind
-llama-cpp-python's own OpenAI-compatible server on loopback, plus the default model once.
+"""Generation backends against real models: SmolLM2-135M (fast) in a worker process and
+behind llama-cpp-python's own OpenAI-compatible server on loopback, plus the default model once.
+
+No llama.cpp code runs in the test process: the in-process backend (`LlamaGenerator`) runs in
+`WorkerGenerator`'s child, and checks of its internals run in a child interpreter, so that a
+runtime that crashes on this CPU fails these tests instead of killing the test run.
 
 The same contract runs over both backends. Outputs are compared with themselves (greedy and
 seeded runs repeat), never with fixed strings, so a new llama.cpp build cannot break them.
@@ -28,9 +32,9 @@ from askdocs.models import PackagedFile
 
 pytest.importorskip("llama_cpp", reason="pip install llama-cpp-python==0.3.36")
 
-from askdocs.generation.llama import LlamaGenerator
 from askdocs.generation.remote import OpenAIGenerator
-from tests.conftest import free_port, stop_process, wait_until_up
+from askdocs.generation.worker import WorkerGenerator
+from tests.conftest import free_port, llama_worker, stop_process, wait_until_up
 
 FIXTURE_MODEL = "smollm2-135m"
 THREADS = 1  # robust when other processes share the CPU
@@ -54,8 +58,8 @@ def _text(generator: Generator, messages: list[Message], decoding: Decoding, **k
 
 
 @pytest.fixture(scope="session")
-def smol() -> Iterator[LlamaGenerator]:
-    generator = LlamaGenerator(FIXTURE_MODEL, n_ctx=1024, n_batch=256, n_threads=THREADS)
+def smol() -> Iterator[WorkerGenerator]:
+    generator = llama_worker(FIXTURE_MODEL, n_ctx=1024, n_batch=256, n_threads=THREADS)
     yield generator
     generator.close()
 
@@ -102,22 +106,38 @@ def backend(request: pytest.FixtureRequest) -> Generator:
     return request.getfixturevalue(name)
 
 
+def in_child(code: str) -> Any:
+    """Run `code` in a fresh interpreter with `smol`, an in-process `LlamaGenerator` of the
+    fixture model, and `llama`, its llama_cpp.Llama; return the JSON it assigns to `result`."""
+    setup = (
+        "import json\n"
+        "from askdocs.generation import Decoding, Message\n"
+        "from askdocs.generation.llama import LlamaGenerator\n"
+        f"smol = LlamaGenerator({FIXTURE_MODEL!r}, n_ctx=1024, n_batch=256, n_threads={THREADS})\n"
+        "llama = smol._loaded.llama\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", setup + code + "\nprint(json.dumps(result))"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"child exited with {done.returncode}: {done.stderr[-2000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _non_streamed(generator: Generator, messages: list[Message], decoding: Decoding) -> str:
     """The backend's own non-streaming API, to compare streamed pieces against."""
-    if isinstance(generator, LlamaGenerator):
-        ids = generator.prompt_ids(messages)
-        done = generator._loaded.llama.create_completion(
-            ids,
-            stream=False,
-            max_tokens=decoding.max_tokens,
-            temperature=decoding.temperature,
-            top_k=decoding.top_k,
-            top_p=decoding.top_p,
-            min_p=0.0,
-            repeat_penalty=decoding.repeat_penalty,
-            seed=decoding.seed,
+    if isinstance(generator, WorkerGenerator):
+        done = in_child(
+            f"messages = [Message(r, c) for r, c in {[(m.role, m.content) for m in messages]!r}]\n"
+            f"d = {dataclasses.asdict(decoding)!r}\n"
+            "out = llama.create_completion(smol.prompt_ids(messages), stream=False,"
+            " max_tokens=d['max_tokens'], temperature=d['temperature'], top_k=d['top_k'],"
+            " top_p=d['top_p'], min_p=0.0, repeat_penalty=d['repeat_penalty'], seed=d['seed'])\n"
+            "result = out['choices'][0]['text']"
         )
-        return str(done["choices"][0]["text"])
+        return str(done)
     assert isinstance(generator, OpenAIGenerator)
     body = generator.request_body(messages, decoding, None) | {"stream": False}
     del body["stream_options"]
@@ -204,7 +224,7 @@ def test_usage_reports_times_and_counts(backend: Generator) -> None:
     assert 0 < usage.seconds_to_first_token <= usage.seconds
 
 
-def test_token_counts_match_the_model_tokenizer(backend: Generator, smol: LlamaGenerator) -> None:
+def test_token_counts_match_the_model_tokenizer(backend: Generator, smol: WorkerGenerator) -> None:
     text = "Tokenizers split unfamiliar words like photosynthesis into pieces."
     assert backend.count_tokens(text) == smol.count_tokens(text)
     assert "".join(backend.tokens(text)) == text
@@ -213,22 +233,25 @@ def test_token_counts_match_the_model_tokenizer(backend: Generator, smol: LlamaG
 # --- the in-process backend -------------------------------------------------------------
 
 
-def test_prompt_is_rendered_with_the_gguf_template(smol: LlamaGenerator) -> None:
+def test_prompt_is_rendered_with_the_gguf_template(smol: WorkerGenerator) -> None:
     prompt = smol.render(QUESTION)
     assert "<|im_start|>system" in prompt and prompt.rstrip().endswith("assistant")
 
 
-def test_control_tokens_in_contents_stay_text(smol: LlamaGenerator) -> None:
-    llama = smol._loaded.llama
-    (end,) = llama.tokenize(b"<|im_end|>", add_bos=False, special=True)
+def test_control_tokens_in_contents_stay_text(smol: WorkerGenerator) -> None:
+    question = [(m.role, m.content) for m in QUESTION]
+    end, whole = in_child(
+        "(end,) = llama.tokenize(b'<|im_end|>', add_bos=False, special=True)\n"
+        f"rendered = smol.render([Message(r, c) for r, c in {question!r}])\n"
+        "result = [end, llama.tokenize(rendered.encode(), add_bos=False, special=True)]"
+    )
     plain = smol.prompt_ids([Message("user", "hi")])
     tricky = smol.prompt_ids([Message("user", "hi <|im_end|>")])
     assert tricky.count(end) == plain.count(end)  # only the template's own
-    whole = llama.tokenize(smol.render(QUESTION).encode(), add_bos=False, special=True)
     assert smol.prompt_ids(QUESTION) == whole  # ordinary text: same as the whole rendering
 
 
-def test_system_prompt_prefix_is_reused(smol: LlamaGenerator) -> None:
+def test_system_prompt_prefix_is_reused(smol: WorkerGenerator) -> None:
     system = Message("system", SYSTEM + " Facts: " + "The sky is blue. " * 40)
     _text(smol, [system, Message("user", "What colour is the sky?")], Decoding(max_tokens=2))
     _text(smol, [system, Message("user", "And the grass?")], Decoding(max_tokens=2))
@@ -236,24 +259,24 @@ def test_system_prompt_prefix_is_reused(smol: LlamaGenerator) -> None:
     assert reused >= smol.prompt_tokens([system]) - 4
 
 
-def test_context_too_long_names_the_counts(smol: LlamaGenerator) -> None:
+def test_context_too_long_names_the_counts(smol: WorkerGenerator) -> None:
     long = [Message("user", "word " * 2000)]
     with pytest.raises(ContextTooLong, match="1024"):
         list(smol.stream(long, Decoding(max_tokens=16)))
 
 
-def test_same_model_is_loaded_once(smol: LlamaGenerator) -> None:
-    from askdocs.generation import llama as module
+def test_same_model_is_loaded_once() -> None:
+    shared = in_child(
+        "from askdocs.generation import llama as module\n"
+        f"other = LlamaGenerator({FIXTURE_MODEL!r}, n_ctx=1024, n_batch=256, n_threads={THREADS})\n"
+        "result = [other._loaded is smol._loaded, smol._params in module._LOADED]\n"
+        "other.close()\n"
+        "result.append(smol._params in module._LOADED)"
+    )
+    assert shared == [True, True, True]
 
-    other = LlamaGenerator(FIXTURE_MODEL, n_ctx=1024, n_batch=256, n_threads=THREADS)
-    try:
-        assert other._loaded is smol._loaded
-    finally:
-        other.close()
-    assert smol._params in module._LOADED
 
-
-def test_split_tokens_shows_both_tokenizers(smol: LlamaGenerator) -> None:
+def test_split_tokens_shows_both_tokenizers(smol: WorkerGenerator) -> None:
     llm, embedder = split_tokens("Photosynthesis converts light.", smol)
     assert llm.count == len(llm.tokens) and embedder.count == len(embedder.tokens)
     assert embedder.tokenizer == "embedder:minilm" and "[CLS]" not in embedder.tokens
@@ -352,7 +375,7 @@ def test_default_model_answers_greedily_and_in_json() -> None:
     # 1.5B model gave a planet an "age" of 4500), so this schema has none; `ask --schema`
     # validates the parsed reply and reports a violation as an error.
     schema = {**PERSON, "properties": {**PERSON["properties"], "age": {"type": "integer"}}}
-    with LlamaGenerator(settings.model, n_ctx=1024, n_batch=256, n_threads=THREADS) as model:
+    with llama_worker(settings.model, n_ctx=1024, n_batch=256, n_threads=THREADS) as model:
         ask = [Message("user", "Name one planet. Reply in JSON.")]
         first = _text(model, ask, Decoding(max_tokens=40), json_schema=schema)
         jsonschema.validate(json.loads(first), schema)

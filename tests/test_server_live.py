@@ -22,7 +22,7 @@ from askdocs.embeddings import MiniLMEmbedder
 from askdocs.errors import ModelLoadError
 from askdocs.generation import Decoding, Message
 from askdocs.testing import FakeGenerator
-from tests.conftest import free_port
+from tests.conftest import free_port, llama_worker
 from tests.test_server import TIDES_Q, copy_store, server_settings, sse_events
 
 pytest.importorskip("fastapi", reason="pip install 'askdocs[server]'")
@@ -33,7 +33,7 @@ import openai
 import uvicorn
 from fastapi import FastAPI
 
-from askdocs.generation.llama import LlamaGenerator
+from askdocs.generation.worker import WorkerGenerator
 from askdocs.server import create_app
 
 TOKEN = "live-test-token"
@@ -93,9 +93,9 @@ def serving(app: FastAPI) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[LlamaGenerator]:
+def llm() -> Iterator[WorkerGenerator]:
     try:
-        loaded = LlamaGenerator("smollm2-135m", n_ctx=2048, n_batch=256, n_threads=1)
+        loaded = llama_worker("smollm2-135m", n_ctx=2048, n_batch=256, n_threads=1)
     except ModelLoadError:
         pytest.skip("the packaged smollm2-135m model is not installed")
     yield loaded
@@ -107,7 +107,7 @@ def llm_server(
     docs_store: Path,
     tmp_path_factory: pytest.TempPathFactory,
     embedder: MiniLMEmbedder,
-    llm: LlamaGenerator,
+    llm: WorkerGenerator,
 ) -> Iterator[tuple[str, FastAPI]]:
     """One token-protected server with the small model for the whole module."""
     store = copy_store(docs_store, tmp_path_factory.mktemp("live"))
@@ -281,7 +281,7 @@ def test_a_disconnect_stops_the_generation(
 
 
 def test_a_disconnect_releases_the_llama_model(
-    llm_server: tuple[str, FastAPI], llm: LlamaGenerator
+    llm_server: tuple[str, FastAPI], llm: WorkerGenerator
 ) -> None:
     url, app = llm_server
     body = {"question": TIDES_Q, "stream": True, "decoding": {"max_tokens": 400}}
@@ -291,10 +291,10 @@ def test_a_disconnect_releases_the_llama_model(
     ):
         lines = response.iter_lines()
         read_tokens(lines, 2)
-    model_lock = llm._loaded.lock  # llama.cpp's own: held while its token loop runs
+    model_lock = llm._lock  # the worker's: held until the child has stopped generating
     deadline = time.monotonic() + 2.0
     while not model_lock.acquire(blocking=False):
-        assert time.monotonic() < deadline, "llama.cpp kept generating after the disconnect"
+        assert time.monotonic() < deadline, "the model kept generating after the disconnect"
         time.sleep(0.01)
     model_lock.release()
     assert not app.state.askdocs.model.lock.locked()

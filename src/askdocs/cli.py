@@ -171,6 +171,32 @@ def status(store: str | None, as_json: bool) -> None:
     )
 
 
+@main.command()
+@store_option
+@click.option("--fresh", is_flag=True, help="Run the llama.cpp self-test again, not cached.")
+@json_option
+def doctor(store: str | None, fresh: bool, as_json: bool) -> None:
+    """Check the install, the CPU, the models, the llama.cpp runtime, the store and the
+    server settings; exit 1 when something needs fixing."""
+    from askdocs import doctor as checks
+
+    try:
+        settings = config.load({"store": store})
+    except AskdocsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    found = checks.run(settings, fresh=fresh)
+    if as_json:
+        _emit([dataclasses.asdict(c) for c in found])
+    else:
+        marks = {checks.OK: "ok     ", checks.PROBLEM: "PROBLEM", checks.SKIPPED: "skipped"}
+        for c in found:
+            click.echo(f"{marks[c.status]}  {c.name}: {c.detail}")
+            if c.fix:
+                click.echo(f"{'':9}fix: {c.fix}")
+    if any(c.status == checks.PROBLEM for c in found):
+        sys.exit(1)
+
+
 @main.group(name="eval")
 def eval_group() -> None:
     """Measure search quality on labelled queries."""

@@ -76,6 +76,12 @@ class GenerationSettings:
     n_threads: int = 1  # measured: 2 threads collapse when another process is busy
     n_batch: int = 512
     n_ctx: int = 4096  # also the context assumed for a remote model
+    # Run the llama model in a worker process: a native crash then fails one request with
+    # RuntimeCrash instead of killing the program. Off only to measure the IPC overhead.
+    isolate: bool = True
+    # Self-test the llama.cpp runtime in a child process before the first load on a new
+    # library build, CPU or model (cached); a build that crashes is reported with its fix.
+    runtime_check: bool = True
     base_url: str = "http://127.0.0.1:8080/v1"
     api_model: str = ""  # model name sent to the server; empty: the server's first model
     api_key: str = field(default="", repr=False)

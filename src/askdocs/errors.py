@@ -38,3 +38,12 @@ class NotFound(AskdocsError):
 
 class MissingDependency(AskdocsError):
     """An optional dependency is not installed; the message names the pip extra."""
+
+
+class RuntimeCrash(AskdocsError):
+    """The native model runtime died (a signal such as SIGSEGV, or an abort) in its worker
+    process. The message names the signal and the fix; the next request starts a new worker."""
+
+
+class StorageFull(AskdocsError):
+    """The disk holding the store is full: a write failed, nothing committed was lost."""

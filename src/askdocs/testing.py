@@ -141,3 +141,50 @@ class FakeGenerator:
 
     def close(self) -> None:
         pass
+
+
+class CrashingGenerator(FakeGenerator):
+    """A fake whose process really dies, for tests of crash isolation: when the last message
+    contains `trigger`, its stream yields one piece and then kills the process with `signal`
+    (SIGSEGV, as a llama.cpp build for another CPU does) or `os.abort()` (`signal=None`).
+    With `crash_on_load`, constructing it kills the process. Run it in a `WorkerGenerator`:
+    in the test process itself it would end the test run."""
+
+    def __init__(
+        self,
+        replies: Sequence[str] = ("Lake Toma [1].",),
+        *,
+        trigger: str = "crash",
+        signal: int | None = 11,
+        crash_on_load: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(replies, **options)
+        self.trigger = trigger
+        self.signal = signal
+        if crash_on_load:
+            self._die()
+
+    def _die(self) -> None:
+        import os
+
+        if self.signal is None:
+            os.abort()
+        os.kill(os.getpid(), self.signal)
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        decoding: Decoding,
+        *,
+        json_schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
+    ) -> Iterator[str]:
+        pieces = super().stream(messages, decoding, json_schema=json_schema, grammar=grammar)
+        if not messages or self.trigger not in messages[-1].content:
+            return pieces
+        return self._crashing(pieces)
+
+    def _crashing(self, pieces: Iterator[str]) -> Iterator[str]:
+        yield next(pieces, "")
+        self._die()

@@ -103,9 +103,7 @@ def open_generator(settings: GenerationSettings, api_key: str = "") -> Generator
     """The configured backend. The model is loaded here (seconds); keep the generator for
     the life of the process and `close()` it at the end. Pass `config.api_key(settings)`."""
     if settings.backend == "llama":
-        from askdocs.generation.llama import LlamaGenerator
-
-        return LlamaGenerator.from_settings(settings)
+        return _open_llama(settings)
     if settings.backend == "openai":
         from askdocs.generation.remote import OpenAIGenerator
 
@@ -115,6 +113,27 @@ def open_generator(settings: GenerationSettings, api_key: str = "") -> Generator
     raise ConfigError(
         f"unknown generation backend {settings.backend!r}; choose one of {', '.join(BACKENDS)}"
     )
+
+
+def _open_llama(settings: GenerationSettings) -> Generator:
+    """The GGUF model, in a worker process unless `settings.isolate` is off, after the
+    runtime's self-test (cached) when `settings.runtime_check` is on."""
+    import functools
+
+    from askdocs.errors import RuntimeCrash
+    from askdocs.generation import runtime
+    from askdocs.generation.llama import LlamaGenerator
+    from askdocs.generation.packaged import resolve_model
+    from askdocs.generation.worker import WorkerGenerator
+
+    if settings.runtime_check:
+        path = resolve_model(settings.model)
+        result = runtime.check(path, threads=settings.n_threads)
+        if not result.ok:
+            raise RuntimeCrash(result.reason)
+    if not settings.isolate:
+        return LlamaGenerator.from_settings(settings)
+    return WorkerGenerator(functools.partial(LlamaGenerator.from_settings, settings))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from askdocs.errors import ContextTooLong, MissingDependency, ModelLoadError
 from askdocs.generation import Decoding, Message, Usage
+from askdocs.generation.runtime import INSTALL as INSTALL_HINT
 
 if TYPE_CHECKING:
     from llama_cpp import Llama, LlamaGrammar
 
-INSTALL_HINT = "pip install llama-cpp-python==0.3.36"
 _MARK = re.compile("\x00(\\d+)\x00")  # where message n's content goes in the template
 
 

@@ -38,6 +38,8 @@ from askdocs.errors import (
     MissingDependency,
     ModelLoadError,
     NotFound,
+    RuntimeCrash,
+    StorageFull,
     UnreadableDocument,
 )
 from askdocs.generation import Generator
@@ -59,6 +61,8 @@ ERROR_STATUS: tuple[tuple[type[AskdocsError], int], ...] = (
     (IndexMismatch, 409),
     (ModelLoadError, 503),  # the server's model, not the request, is at fault
     (MissingDependency, 503),
+    (RuntimeCrash, 503),  # the model's worker died; the next request starts a new one
+    (StorageFull, 507),  # Insufficient Storage: nothing stored was lost
     (AskdocsError, 422),
 )
 

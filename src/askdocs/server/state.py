@@ -1,8 +1,10 @@
 """What one server process holds: the knowledge base, its one generator, the ingest jobs.
 
-The generator is loaded on first use (seconds) and reused; generations take turns on it
-through an asyncio lock, so waiting requests hold no worker thread and searches, uploads and
-/health never wait for the model.
+The generator is loaded on first use (seconds) and reused. A llama model runs in a worker
+process (`WorkerGenerator`), so a native crash fails the request in progress with a 503 and
+the next one starts a new worker; searches and /health never notice. Generations take
+turns on it through an asyncio lock, so waiting requests hold no worker thread and searches,
+uploads and /health never wait for the model.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 from askdocs import config
 from askdocs.config import Settings
-from askdocs.errors import AskdocsError, ModelLoadError
+from askdocs.errors import AskdocsError, ModelLoadError, RuntimeCrash
 from askdocs.generation import Generator, open_generator
 from askdocs.kb import KnowledgeBase
 from askdocs.server.jobs import Jobs
@@ -40,13 +42,17 @@ class ModelSlot:
         return "unavailable" if self._failure else "not loaded"
 
     def get(self) -> Generator:
-        """The generator, loaded on the first call; a failed load is not retried."""
+        """The generator, loaded on the first call. A failed load is not retried (a missing
+        or damaged model stays so), except a crash of the worker it loads in: the next
+        request tries again, as it does after a crash while generating."""
         with self._loading:
             if self._generator is None:
                 if self._failure:
                     raise ModelLoadError(self._failure)
                 try:
                     self._generator = open_generator(self._settings, config.api_key(self._settings))
+                except RuntimeCrash:
+                    raise
                 except AskdocsError as exc:
                     self._failure = str(exc)
                     raise
