@@ -25,9 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-# The portable build: AVX2/FMA/F16C kernels that run on every x86-64 CPU since 2013 and on
+# The portable build: AVX2/FMA/F16C kernels that run on every x86-64 CPU with AVX2, and on
 # AVX-512/AMX CPUs, where a native build of this version crashes (docs/runtime.md).
-PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+PORTABLE_CMAKE_ARGS = (
+    "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+)
 LLAMA_CPP_VERSION = "0.3.36"
 INSTALL = f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install llama-cpp-python=={LLAMA_CPP_VERSION}'
 REINSTALL = (
