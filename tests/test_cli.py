@@ -6,8 +6,10 @@ its own); subprocess runs load the packaged model themselves, as a user's shell 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,7 +23,10 @@ from askdocs import kb as kb_module
 from askdocs.cli import main
 from askdocs.embeddings import MiniLMEmbedder
 from askdocs.kb import KnowledgeBase
+from askdocs.keyword import KeywordIndex
 from askdocs.readers import read
+from askdocs.store import schema
+from askdocs.vectors import VectorIndex
 
 Run = Callable[..., Result]
 linux_only = pytest.mark.skipif(
@@ -172,6 +177,67 @@ def test_ingest_reports_failures_and_exits_1(run: Run, docs_dir: Path, tmp_path:
     assert report["failed"] == [{"path": str(docs_dir / "empty.txt"), "reason": "empty: no text"}]
 
 
+def test_ingest_lists_skipped_files_and_names_an_undecodable_file_name(
+    run: Run, docs_dir: Path, tmp_path: Path
+) -> None:
+    (docs_dir / "a.xyz").write_text("no reader for this")
+    (docs_dir / "notes" / "b.bin").write_bytes(bytes(range(16)))
+    with open(os.path.join(os.fsencode(docs_dir), b"bad\xff.txt"), "wb") as fh:
+        fh.write(b"A file whose name is not UTF-8.")
+    store = tmp_path / "store"
+    result = run("ingest", docs_dir, "--store", store, code=1)
+    assert result.stdout.startswith("added 6, updated 0, unchanged 0, removed 0, failed 1;")
+    assert "skipped 2 unsupported: a.xyz, b.bin" in result.stdout
+    assert (
+        f"failed: {docs_dir}/bad\\xff.txt: the file name is not valid UTF-8; rename the file"
+        in result.stderr
+    )
+    report = json.loads(run("ingest", docs_dir, "--store", store, "--json", code=1).stdout)
+    assert report["skipped"] == [str(docs_dir / "a.xyz"), str(docs_dir / "notes" / "b.bin")]
+    assert report["unchanged"] == 6
+    assert [f["path"] for f in report["failed"]] == [f"{docs_dir}/bad\\xff.txt"]
+
+
+def no_space(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_is_said_and_status_and_search_keep_working(
+    run: Run, docs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulated full disk: the database may not grow (a real SQLITE_FULL, through
+    PRAGMA max_page_count) and saving an index file raises ENOSPC."""
+    store = tmp_path / "store"
+    run("ingest", docs_dir, "--store", store)
+    connect = schema.connect
+
+    def connect_on_a_full_disk(directory: Path) -> sqlite3.Connection:
+        db = connect(directory)
+        db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+        return db
+
+    with monkeypatch.context() as full_disk:
+        full_disk.setattr(schema, "connect", connect_on_a_full_disk)
+        full_disk.setattr(VectorIndex, "save", no_space)
+        full_disk.setattr(KeywordIndex, "save", no_space)
+        (docs_dir / "long.txt").write_text(
+            "Long notes\n\n" + "\n\n".join(f"Paragraph {n} " + "words " * 150 for n in range(40))
+        )
+        result = run("ingest", docs_dir, "--store", store, code=1)
+        assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+        assert f"Error: the disk holding the store {store} is full" in result.stderr
+        assert "Free some space on that disk" in result.stderr
+        for path in store.glob("*.idx"):  # e.g. lost: they must be rebuilt, and cannot be saved
+            path.unlink()
+        status = run("status", "--store", store).stdout
+        assert "documents  6 " in status and "in sync    yes" in status
+        assert f"note       could not save the index files in {store}: the disk is full" in status
+        found = search_json(run, store, "limescale citric acid", "--mode", "keyword")
+        assert Path(found[0]["path"]).name == "espresso.txt"
+    # space freed: the interrupted ingest resumes
+    assert run("ingest", docs_dir, "--store", store).stdout.startswith("added 1, updated 0,")
+
+
 def test_commands_on_a_missing_store_fail_cleanly(run: Run, tmp_path: Path) -> None:
     for args in (["status"], ["search", "anything"], ["remove", "x.txt"]):
         result = run(*args, "--store", tmp_path / "nowhere", code=1)
@@ -245,6 +311,9 @@ def test_real_run_ingests_good_files_names_bad_ones_and_exits_1(
     with (bad / "huge.txt").open("wb") as fh:
         fh.truncate(50_000_000)
     (bad / "latin1.txt").write_bytes("Café crème".encode("latin-1"))
+    with open(os.path.join(os.fsencode(bad), b"bad\xff.txt"), "wb") as fh:
+        fh.write(b"A file whose name is not UTF-8.")
+    (bad / "a.xyz").write_text("no reader for this")
     expected = {
         "corrupt.pdf": "corrupt or not a PDF",
         "binary.txt": "looks like a binary file",
@@ -252,6 +321,7 @@ def test_real_run_ingests_good_files_names_bad_ones_and_exits_1(
         "huge.txt": "50.0 MB, over the 20.0 MB limit",
         "latin1.txt": "not valid UTF-8",
         "missing.txt": "no such file or directory",
+        "bad\\xff.txt": "the file name is not valid UTF-8",
     }
     if os.geteuid() != 0:  # root reads a chmod 000 file anyway
         (bad / "locked.txt").write_text("secret")
@@ -263,6 +333,7 @@ def test_real_run_ingests_good_files_names_bad_ones_and_exits_1(
     assert done.returncode == 1, done.stderr
     assert done.stdout.startswith("added 6, updated 0, unchanged 0, removed 0, ")
     assert f"failed {len(expected)};" in done.stdout
+    assert "skipped 1 unsupported: a.xyz" in done.stdout
     failures = {
         Path(line.split(": ", 2)[1]).name: line.split(": ", 2)[2]
         for line in done.stderr.splitlines()

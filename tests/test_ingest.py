@@ -6,6 +6,7 @@ about the model); the search tests use the real one.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import shutil
@@ -303,6 +304,78 @@ def test_failures_inside_a_folder_do_not_stop_the_folder(
     # Fixed files are picked up by the next run.
     (docs_dir / "empty.txt").write_text("Now it has words in it.")
     assert counts(kb.ingest([docs_dir])) == (1, 0, 6, 0)
+
+
+def write_undecodable_name(folder: Path) -> Path:
+    """A file whose name is not valid UTF-8 (b"bad\\xff.txt"), made through a bytes path."""
+    name = os.path.join(os.fsencode(folder), b"bad\xff.txt")
+    try:
+        with open(name, "wb") as fh:
+            fh.write(b"Words in a file whose name is not UTF-8.")
+    except OSError as exc:  # file systems that insist on UTF-8 names (APFS) refuse it
+        pytest.skip(f"this file system refuses a non-UTF-8 name: {exc}")
+    return Path(os.fsdecode(name))
+
+
+def test_a_file_name_that_is_not_utf8_is_named_as_failed_and_the_rest_stored(
+    make_kb: MakeKb, docs_dir: Path, fake: FakeEmbedder
+) -> None:
+    write_undecodable_name(docs_dir / "notes")
+    kb = make_kb(embedder=fake)
+    report = kb.ingest([docs_dir])
+    [failure] = report.failed
+    assert failure.path == str(docs_dir / "notes") + "/bad\\xff.txt"  # printable, escaped
+    assert failure.reason == "the file name is not valid UTF-8; rename the file to ingest it"
+    assert (report.added, len(kb.store.paths())) == (6, 6)
+
+
+def test_a_folder_that_cannot_be_listed_is_named_as_failed(
+    make_kb: MakeKb, docs_dir: Path, fake: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulated fault: listing notes/ raises PermissionError, as a mode-000 folder does for
+    anyone but root (see the real one below, skipped as root)."""
+    locked, scandir = docs_dir / "notes", os.scandir
+
+    def refuse_locked(path: str | Path = ".") -> object:
+        if os.fspath(path) == str(locked):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse_locked)
+    report = make_kb(embedder=fake).ingest([docs_dir])
+    assert [(f.path, f.reason.split(":")[0]) for f in report.failed] == [
+        (str(locked), "permission denied")
+    ]
+    assert report.added == 5
+
+
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="running as root: chmod 000 does not stop root from listing the folder",
+)
+def test_a_mode_000_folder_is_named_as_failed(
+    make_kb: MakeKb, docs_dir: Path, fake: FakeEmbedder
+) -> None:
+    locked = docs_dir / "notes"
+    locked.chmod(0)
+    try:
+        report = make_kb(embedder=fake).ingest([docs_dir])
+    finally:
+        locked.chmod(0o755)
+    [failure] = report.failed
+    assert failure.path == str(locked) and "permission denied" in failure.reason
+    assert report.added == 5
+
+
+def test_unsupported_files_in_a_folder_are_listed_as_skipped(
+    make_kb: MakeKb, docs_dir: Path, fake: FakeEmbedder
+) -> None:
+    (docs_dir / "a.xyz").write_text("no reader for this")
+    (docs_dir / "notes" / "b.bin").write_bytes(bytes(range(16)))
+    (docs_dir / ".hidden.xyz").write_text("hidden files are passed over without a word")
+    report = make_kb(embedder=fake).ingest([docs_dir])
+    assert report.skipped == [str(docs_dir / "a.xyz"), str(docs_dir / "notes" / "b.bin")]
+    assert (report.added, report.failed) == (6, [])
 
 
 # -- search -------------------------------------------------------------------------------

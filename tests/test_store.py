@@ -6,9 +6,11 @@ Vectors come from `FakeEmbedder`: these tests are about storage, not about the m
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,13 +20,14 @@ import pytest
 
 from askdocs import vectors
 from askdocs.config import IndexSettings, SearchSettings
-from askdocs.errors import IndexMismatch, NotFound
+from askdocs.errors import IndexMismatch, NotFound, StorageFull
 from askdocs.keyword import KeywordIndex
 from askdocs.retrieval import retrieve
 from askdocs.store import DocumentWrite, FileState, Store
 from askdocs.store.sqlite import SqliteStore
 from askdocs.testing import FakeEmbedder
 from askdocs.types import Chunk, Document, Page
+from askdocs.vectors import VectorIndex
 
 PIPELINE = "test-pipeline"
 OpenStore = Callable[..., Store]
@@ -420,7 +423,7 @@ def open_at(directory: Path, fake_embedder: FakeEmbedder) -> SqliteStore:
     return SqliteStore(directory, embedder_id=fake_embedder.id, dim=fake_embedder.dim)
 
 
-def die(*args: object) -> None:
+def die(*args: object, **kwargs: object) -> None:
     raise KeyboardInterrupt
 
 
@@ -460,6 +463,51 @@ def test_index_files_are_rebuilt_when_missing_or_damaged(
         assert_consistent(store)
     # The rebuilt files are good ones: the next open loads them as they are.
     with open_at(filled, fake_embedder) as store:
+        assert results(store, fake_embedder) == expected
+
+
+def flip_bytes(path: Path) -> None:
+    """XOR 64 bytes in the middle of the file: vectors (or postings), not a header."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0x5A for b in data[middle : middle + 64])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["bit-flips", "from-another-store"])
+@pytest.mark.parametrize("stem", ["vectors", "keywords"])
+def test_damaged_or_foreign_index_files_are_caught_and_rebuilt(
+    filled: Path,
+    tmp_path: Path,
+    fake_embedder: FakeEmbedder,
+    make_write: Callable[..., DocumentWrite],
+    assert_consistent: Callable[[SqliteStore], None],
+    stem: str,
+    damage: str,
+) -> None:
+    """Neither leaves the chunk ids or counts wrong, so only a checksum or the file's tag
+    (store and position) can tell: without them, search quietly ranked the wrong vectors."""
+    with open_at(filled, fake_embedder) as store:
+        expected = results(store, fake_embedder)
+    target = only(filled, stem)
+    if damage == "bit-flips":
+        flip_bytes(target)
+    else:
+        # Another store of the same shape (three documents of two chunks: the same chunk
+        # ids and counts) about other things; its file copied in under this store's name.
+        with open_at(tmp_path / "other", fake_embedder) as other:
+            other.write([make_write("/x/a.txt", GAMMA), make_write("/x/b.txt", ALPHA)])
+            other.write([make_write("/x/c.txt", BETA)])
+        shutil.copy(only(tmp_path / "other", stem), target)
+    with open_at(filled, fake_embedder) as store:
+        status = store.status()
+        assert status.in_sync
+        [note] = status.notes
+        assert target.name in note and "rebuilt the indexes from SQLite" in note
+        assert results(store, fake_embedder) == expected
+        assert_consistent(store)
+    with open_at(filled, fake_embedder) as store:  # the rebuilt files load as they are
+        assert store.status().notes == ()
         assert results(store, fake_embedder) == expected
 
 
@@ -586,3 +634,77 @@ def test_opening_a_store_while_another_saves_its_indexes_breaks_neither(
         monkeypatch.setattr(vectors.os, "replace", open_another_store_then_rename)
         writer.sync()
         assert_consistent(writer)
+
+
+# -- SqliteStore: a full disk ----------------------------------------------------------------
+
+
+def no_space(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("files", ["behind", "missing"])
+def test_index_files_that_cannot_be_saved_on_a_full_disk_leave_reads_working(
+    filled: Path,
+    fake_embedder: FakeEmbedder,
+    make_write: Callable[..., DocumentWrite],
+    assert_consistent: Callable[[SqliteStore], None],
+    monkeypatch: pytest.MonkeyPatch,
+    files: str,
+) -> None:
+    """Simulated fault: saving an index file raises ENOSPC, as on a full disk.
+
+    The write that filled the disk was committed; the next `status` or `search` replays the
+    log (or rebuilds from SQLite) in memory, cannot save the result, and says so.
+    """
+    with open_at(filled, fake_embedder) as writer:
+        writer.write([make_write("/docs/delta.txt", ["Dolphins sleep with half a brain."])])
+        expected = results(writer, fake_embedder)
+        monkeypatch.setattr(VectorIndex, "save", no_space)
+        monkeypatch.setattr(KeywordIndex, "save", no_space)
+    # the writer's close could not save its indexes either, and did not fail for it
+    if files == "missing":
+        for path in filled.glob("*.idx"):
+            path.unlink()
+    with open_at(filled, fake_embedder) as reader:
+        status = reader.status()
+        assert (status.in_sync, status.documents) == (True, 4)
+        reader.sync()  # as closing it does: this save fails too
+        [note] = reader.status().notes
+        assert str(filled) in note and "the disk is full" in note and "memory" in note
+        assert results(reader, fake_embedder) == expected
+        assert_consistent(reader)
+    monkeypatch.undo()  # space freed: the next open saves its indexes
+    with open_at(filled, fake_embedder) as store:
+        assert store.status().notes == ()
+    with open_at(filled, fake_embedder) as store:
+        assert results(store, fake_embedder) == expected
+        assert len(list(filled.glob("*.idx"))) == 2
+
+
+def test_sqlite_on_a_full_disk_raises_storage_full_and_loses_nothing(
+    filled: Path,
+    fake_embedder: FakeEmbedder,
+    make_write: Callable[..., DocumentWrite],
+    assert_consistent: Callable[[SqliteStore], None],
+) -> None:
+    """A real SQLITE_FULL ("database or disk is full"): the database may not grow past its
+    size (PRAGMA max_page_count), as when the disk under it is full."""
+    with open_at(filled, fake_embedder) as store:
+        expected = results(store, fake_embedder)
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count = {pages}")
+        big = make_write("/docs/big.txt", [f"paragraph {n} " + "words " * 200 for n in range(40)])
+        with pytest.raises(StorageFull) as info:
+            store.write([big])
+        message = str(info.value)
+        assert f"the disk holding the store {filled} is full" in message
+        assert "Free some space" in message and "ingest resumes" in message
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        # nothing half-written; the store keeps answering, and takes writes again
+        assert store.paths() == ["/docs/alpha.txt", "/docs/beta.txt", "/docs/gamma.txt"]
+        assert results(store, fake_embedder) == expected
+        assert_consistent(store)
+        store._db.execute("PRAGMA max_page_count = 1073741823")
+        store.write([big])
+        assert store.status().documents == 4

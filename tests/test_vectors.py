@@ -207,6 +207,30 @@ def test_a_damaged_file_raises_value_error(
         VectorIndex.load(tmp_path / "v.idx")
 
 
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+@pytest.mark.parametrize("where", [0.5, 0.9], ids=["middle", "near-the-end"])
+def test_a_flipped_bit_anywhere_raises_value_error(
+    tmp_path: Path, saved_files: dict[str, bytes], kind: str, where: float
+) -> None:
+    """A bit flipped inside the vectors or the graph, not only in a header, is caught."""
+    data = bytearray(saved_files[kind])
+    data[int(len(data) * where)] ^= 0x04
+    (tmp_path / "v.idx").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"v\.idx.*checksum mismatch"):
+        VectorIndex.load(tmp_path / "v.idx")
+
+
+def test_a_file_saved_with_another_tag_raises_value_error(tmp_path: Path) -> None:
+    index = VectorIndex(DIM)
+    index.add(np.arange(N), unit_vectors(N))
+    index.save(tmp_path / "v.idx", tag="store-a@12")
+    assert len(VectorIndex.load(tmp_path / "v.idx", tag="store-a@12")) == N
+    assert len(VectorIndex.load(tmp_path / "v.idx")) == N  # no tag asked for: not checked
+    for other in ("store-b@12", "store-a@13"):
+        with pytest.raises(ValueError, match=rf"saved for 'store-a@12', not '{other}'"):
+            VectorIndex.load(tmp_path / "v.idx", tag=other)
+
+
 def test_a_foreign_npy_file_raises_value_error(tmp_path: Path) -> None:
     np.save(tmp_path / "other.npy", np.arange(10))
     with pytest.raises(ValueError, match=r"other\.npy"):

@@ -72,12 +72,22 @@ def ingest(paths: tuple[str, ...], prune: bool, store: str | None, as_json: bool
         sys.exit(1)
 
 
+_SKIPPED_SHOWN = 10
+
+
 def _print_report(report: IngestReport) -> None:
     click.echo(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
         f"removed {report.removed}, failed {len(report.failed)}; "
         f"{report.chunks} chunks ({report.embedded} embedded) in {report.seconds:.1f} s"
     )
+    if report.skipped:
+        names = [Path(p).name for p in report.skipped[:_SKIPPED_SHOWN]]
+        more = len(report.skipped) - len(names)
+        click.echo(
+            f"skipped {len(report.skipped)} unsupported: {', '.join(names)}"
+            + (f" and {more} more (--json lists them all)" if more else "")
+        )
     for failure in report.failed:
         click.echo(f"failed: {failure.path}: {failure.reason}", err=True)
 
@@ -169,6 +179,8 @@ def status(store: str | None, as_json: bool) -> None:
         f"(dim {s.dim})\nvectors    {s.vector_index}\n"
         f"in sync    {'yes' if s.in_sync else 'NO: ' + '; '.join(s.problems)}"
     )
+    for note in s.notes:
+        click.echo(f"note       {note}")
 
 
 @main.command()

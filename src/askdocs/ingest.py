@@ -5,6 +5,11 @@ stored. Identical content under two paths is stored once. Chunk embeddings are r
 hash of the text embedded, so editing one paragraph re-embeds only the chunks it touched.
 Files are embedded in batches across files and committed together; a crash loses at most the
 batch in flight, and re-running ingest picks up where it stopped.
+
+Another process may write to the same store meanwhile (a second ingest, a `remove`). Each
+batch therefore holds the store's write lock from a re-check of what is stored (files another
+ingest stored are unchanged, content a remove deleted is chunked again) through embedding to
+the commit: nothing is embedded or counted twice, and no file links to content that is gone.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from askdocs.chunking import split
 from askdocs.config import Settings
 from askdocs.embeddings import Embedder
-from askdocs.errors import AskdocsError, UnreadableDocument
+from askdocs.errors import AskdocsError, StorageFull, UnreadableDocument
 from askdocs.readers import SUPPORTED_SUFFIXES, read
 from askdocs.store import DocumentWrite, Store
 from askdocs.types import Chunk, Document
@@ -30,6 +35,8 @@ from askdocs.types import Chunk, Document
 READER_VERSION = 1
 T = TypeVar("T")
 _TITLE_TOKENS = 24  # at most this much of the title is prepended to each embedded chunk
+_BATCH_FILES = 512  # files already stored elsewhere embed nothing; bound the batch anyway
+UNSUPPORTED = "unsupported file type"  # the reason `discover` gives files it passes over
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,7 @@ class IngestReport:
     unchanged: int = 0
     removed: int = 0
     failed: list[Failure] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files of an unsupported type in folders
     chunks: int = 0  # chunks stored
     embedded: int = 0  # chunks that needed the model (the rest reused stored vectors)
     seconds: float = 0.0
@@ -60,11 +68,12 @@ class Progress:
 
 @dataclass(slots=True)
 class _Pending:
-    """A file read and chunked, waiting for its batch to be embedded."""
+    """A file read (and chunked unless its content was stored), waiting for its batch."""
 
-    write: DocumentWrite
+    write: DocumentWrite  # without document, chunks or embeddings
+    document: Document  # kept to chunk it after all, if its content is removed meanwhile
+    chunks: list[Chunk]  # empty: link to the stored content
     embed_texts: list[str]
-    is_update: bool
 
 
 def pipeline_id(settings: Settings, embedder_id: str) -> str:
@@ -81,26 +90,59 @@ def _absolute(path: str | Path) -> Path:
     return Path(os.path.abspath(os.path.expanduser(path)))
 
 
+def printable(path: str | Path) -> str:
+    """The path as text that can be printed and stored: a name that is not valid UTF-8 (its
+    bytes kept by Python as surrogates) shows them as escapes, `bad\\xff.txt`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def discover(
     paths: Iterable[str | Path], *, hidden: bool = False
 ) -> Iterator[tuple[Path, str | None]]:
-    """Files to ingest under `paths`, each with None or the reason it cannot be ingested."""
+    """Files to ingest under `paths`, each with None or the reason it cannot be ingested.
+
+    Files in folders whose type no reader supports come with the reason `UNSUPPORTED`;
+    a folder that cannot be listed comes with the reason it cannot.
+    """
     for given in paths:
         path = _absolute(given)
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if hidden or not d.startswith("."))
-                for name in sorted(files):
-                    if (hidden or not name.startswith(".")) and Path(
-                        name
-                    ).suffix.lower() in SUPPORTED_SUFFIXES:
-                        yield Path(root) / name, None
+            found = _walk(path, hidden)
         elif path.is_file():
-            yield path, None
+            found = iter([(path, None)])
         elif path.exists() or path.is_symlink():
-            yield path, "not a regular file (broken link, socket or device)"
+            found = iter([(path, "not a regular file (broken link, socket or device)")])
         else:
-            yield path, "no such file or directory"
+            found = iter([(path, "no such file or directory")])
+        for file, reason in found:
+            if reason is None and printable(file) != str(file):
+                # SQLite stores text as UTF-8: such a name cannot be a key, nor be printed.
+                reason = "the file name is not valid UTF-8; rename the file to ingest it"
+            yield file, reason
+
+
+def _walk(folder: Path, hidden: bool) -> Iterator[tuple[Path, str | None]]:
+    unlisted: list[OSError] = []
+    for root, dirs, files in os.walk(folder, onerror=unlisted.append):
+        yield from _unlisted(unlisted)
+        dirs[:] = sorted(d for d in dirs if hidden or not d.startswith("."))
+        for name in sorted(files):
+            if not hidden and name.startswith("."):
+                continue
+            supported = Path(name).suffix.lower() in SUPPORTED_SUFFIXES
+            yield Path(root) / name, None if supported else UNSUPPORTED
+    yield from _unlisted(unlisted)
+
+
+def _unlisted(errors: list[OSError]) -> Iterator[tuple[Path, str | None]]:
+    """Folders `os.walk` could not list (it reports them through `onerror`, then goes on)."""
+    for exc in errors:
+        if isinstance(exc, PermissionError):
+            reason = "permission denied: cannot list this folder; check its permissions"
+        else:
+            reason = f"cannot list this folder: {exc.strerror or exc}"
+        yield Path(exc.filename or "?"), reason
+    errors.clear()
 
 
 def ingest(
@@ -113,16 +155,20 @@ def ingest(
     progress: Callable[[Progress], None] | None = None,
 ) -> IngestReport:
     """Bring the store up to date with `paths`; with `prune`, forget files gone from them."""
-    files = list(dict.fromkeys(discover(paths, hidden=settings.ingest.follow_hidden)))
+    found = list(dict.fromkeys(discover(paths, hidden=settings.ingest.follow_hidden)))
+    files = [entry for entry in found if entry[1] != UNSUPPORTED]
     pipeline = pipeline_id(settings, embedder.id)
 
     def prepare(entry: tuple[Path, str | None], report: IngestReport) -> _Pending | None:
         path, problem = entry
         if problem:
-            raise UnreadableDocument(str(path), problem)
+            raise UnreadableDocument(printable(path), problem)
         return _prepare(path, store, embedder, settings, pipeline, report)
 
-    report = _run(files, lambda entry: str(entry[0]), prepare, store, embedder, settings, progress)
+    report = _run(
+        files, lambda entry: printable(entry[0]), prepare, store, embedder, settings, progress
+    )
+    report.skipped = [printable(path) for path, problem in found if problem == UNSUPPORTED]
     if prune:
         report.removed = prune_missing(paths, store)
     return report
@@ -150,7 +196,7 @@ def ingest_documents(
             report.unchanged += 1
             return None
         write = DocumentWrite(document.path, len(content), 0, content_hash, pipeline)
-        return _pending(write, document, store, embedder, settings, state is not None)
+        return _pending(write, document, store, embedder, settings)
 
     return _run(documents, lambda d: d.path, prepare, store, embedder, settings, progress)
 
@@ -171,6 +217,8 @@ def _run(
     for done, item in enumerate(items, start=1):
         try:
             prepared = prepare(item, report)
+        except StorageFull:
+            raise  # not this file's fault: every file after it would fail the same way
         except AskdocsError as exc:
             reason = exc.reason if isinstance(exc, UnreadableDocument) else str(exc)
             report.failed.append(Failure(name(item), reason))
@@ -179,11 +227,14 @@ def _run(
         else:
             if prepared is not None:
                 pending.append(prepared)
-        if sum(len(p.embed_texts) for p in pending) >= settings.ingest.batch_chunks:
-            _flush(pending, store, embedder, report)
+        if (
+            sum(len(p.embed_texts) for p in pending) >= settings.ingest.batch_chunks
+            or len(pending) >= _BATCH_FILES
+        ):
+            _flush(pending, store, embedder, settings, report)
         if progress:
             progress(Progress(done, len(items), report.chunks, time.perf_counter() - start))
-    _flush(pending, store, embedder, report)
+    _flush(pending, store, embedder, settings, report)
     store.sync()
     report.seconds = time.perf_counter() - start
     return report
@@ -215,7 +266,7 @@ def _prepare(
         report.unchanged += 1
         return None
     write = DocumentWrite(key, stat.st_size, stat.st_mtime_ns, content_hash, pipeline)
-    return _pending(write, document, store, embedder, settings, state is not None)
+    return _pending(write, document, store, embedder, settings)
 
 
 def _pending(
@@ -224,18 +275,14 @@ def _pending(
     store: Store,
     embedder: Embedder,
     settings: Settings,
-    is_update: bool,
 ) -> _Pending:
+    """The file to write; chunked unless its content is stored (the batch checks again)."""
     if store.has_content(write.content_hash, write.pipeline):
-        return _Pending(write, [], is_update)
+        return _Pending(write, document, [], [])
     chunks, texts = chunk_for_embedding(document, embedder, settings)
     if not chunks:
         raise UnreadableDocument(write.path, "no text to index")
-    return _Pending(
-        DocumentWrite(**{**_fields(write), "document": document, "chunks": chunks}),
-        texts,
-        is_update,
-    )
+    return _Pending(write, document, chunks, texts)
 
 
 def chunk_for_embedding(
@@ -268,39 +315,87 @@ def _file_hash(path: Path, kind: str) -> str:
     return digest.hexdigest()
 
 
-def _flush(pending: list[_Pending], store: Store, embedder: Embedder, report: IngestReport) -> None:
-    """Embed every pending chunk (reusing stored vectors) and commit the batch at once."""
+def _flush(
+    pending: list[_Pending],
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    report: IngestReport,
+) -> None:
+    """Embed every pending chunk (reusing stored vectors) and commit the batch at once.
+
+    Under the store's write lock, held from the re-check of what is stored to the commit:
+    another process's ingest or remove can change the store between the files' preparation
+    and now, but not during this.
+    """
     if not pending:
         return
-    texts = [t for p in pending for t in p.embed_texts]
-    hashes = [hashlib.sha256(f"{embedder.id}\n{t}".encode()).digest() for t in texts]
-    known = store.cached_embeddings(hashes)
-    todo: dict[bytes, str] = {}  # each new text once, however many chunks repeat it
-    for h, text in zip(hashes, texts, strict=True):
-        if h not in known:
-            todo.setdefault(h, text)
-    if todo:
-        known.update(zip(todo, embedder.embed(list(todo.values())), strict=True))
-        report.embedded += len(todo)
-    writes, offset, contents = [], 0, set()
-    for item in pending:
-        n = len(item.embed_texts)
-        own = hashes[offset : offset + n]
-        offset += n
-        key = (item.write.content_hash, item.write.pipeline)
-        if n and key not in contents:
-            contents.add(key)
-            fields = {"embeddings": np.stack([known[h] for h in own]), "text_hashes": own}
-            report.chunks += n
-        else:  # content already stored, or a second identical file in this batch: link to it
-            fields = {"document": None, "chunks": ()}
-        writes.append(DocumentWrite(**{**_fields(item.write), **fields}))
-        if item.is_update:
-            report.updated += 1
-        else:
-            report.added += 1
-    store.write(writes)
+    with store.writing("ingest"):
+        batch = _recheck(pending, store, embedder, settings, report)
+        texts = [t for p, _ in batch for t in p.embed_texts]
+        hashes = [hashlib.sha256(f"{embedder.id}\n{t}".encode()).digest() for t in texts]
+        known = store.cached_embeddings(hashes)
+        todo: dict[bytes, str] = {}  # each new text once, however many chunks repeat it
+        for h, text in zip(hashes, texts, strict=True):
+            if h not in known:
+                todo.setdefault(h, text)
+        if todo:
+            known.update(zip(todo, embedder.embed(list(todo.values())), strict=True))
+            report.embedded += len(todo)
+        writes, offset, contents = [], 0, set()
+        for item, is_update in batch:
+            n = len(item.embed_texts)
+            own = hashes[offset : offset + n]
+            offset += n
+            key = (item.write.content_hash, item.write.pipeline)
+            fields: dict[str, object] = {}
+            if n and key not in contents:
+                contents.add(key)
+                fields = {
+                    "document": item.document,
+                    "chunks": item.chunks,
+                    "embeddings": np.stack([known[h] for h in own]),
+                    "text_hashes": own,
+                }
+                report.chunks += n
+            # else: content already stored, or a second identical file in this batch: a link
+            writes.append(DocumentWrite(**{**_fields(item.write), **fields}))
+            if is_update:
+                report.updated += 1
+            else:
+                report.added += 1
+        store.write(writes)
     pending.clear()
+
+
+def _recheck(
+    pending: list[_Pending],
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    report: IngestReport,
+) -> list[tuple[_Pending, bool]]:
+    """What the batch still has to write, each with whether it updates a stored path.
+
+    Files another ingest stored meanwhile are unchanged; content stored meanwhile is linked
+    to, not embedded again; content removed meanwhile is chunked (and embedded) after all.
+    """
+    batch = []
+    for item in pending:
+        write = item.write
+        state = store.file_state(write.path)
+        if state and (state.content_hash, state.pipeline) == (write.content_hash, write.pipeline):
+            report.unchanged += 1
+            continue
+        if store.has_content(write.content_hash, write.pipeline):
+            item.chunks, item.embed_texts = [], []
+        elif not item.chunks:
+            item.chunks, item.embed_texts = chunk_for_embedding(item.document, embedder, settings)
+            if not item.chunks:
+                report.failed.append(Failure(write.path, "no text to index"))
+                continue
+        batch.append((item, state is not None))
+    return batch
 
 
 def _fields(write: DocumentWrite) -> dict[str, object]:

@@ -275,13 +275,15 @@ class KeywordIndex:
         avgdl = self._total_length / n
         return evaluate(located, Query(weights, avgdl, self.k1, self.b, k, allowed))
 
-    def save(self, path: Path) -> None:
-        """Write the index to `path` atomically (temp file in the same folder, fsync, replace)."""
+    def save(self, path: Path, *, tag: str = "") -> None:
+        """Write the index to `path` atomically (temp file in the same folder, fsync, replace).
+
+        `tag` names what the file belongs to; `load` with another tag refuses the file."""
         path = Path(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                _write_file(f, self._header(), self._arrays())
+                _write_file(f, {**self._header(), "tag": tag}, self._arrays())
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -291,10 +293,13 @@ class KeywordIndex:
         _fsync_dir(path.parent)
 
     @classmethod
-    def load(cls, path: Path) -> KeywordIndex:
-        """Read an index written by `save`. ValueError if the file is corrupt or from another
-        format version; rebuild the index from the store in that case."""
+    def load(cls, path: Path, *, tag: str | None = None) -> KeywordIndex:
+        """Read an index written by `save`. ValueError if the file is corrupt, from another
+        format version or (given a `tag`) saved with another tag; rebuild the index from the
+        store in that case."""
         header, arrays = _read_file(Path(path))
+        if tag is not None and header.get("tag") != tag:
+            raise ValueError(f"{path}: keyword index saved for {header.get('tag')!r}, not {tag!r}")
         try:
             spec = header["analyzer"]
             analyzer = Analyzer(spec["language"], spec["stem"], spec["stopwords"])

@@ -8,8 +8,10 @@ length, so inner product is cosine similarity. Ids are int64 chunk ids.
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +24,12 @@ from askdocs.config import IndexSettings
 
 _DEFAULTS = IndexSettings()
 
-FORMAT = "askdocs-vectors-1"
+FORMAT = "askdocs-vectors-2"
+# The file ends with this magic and the CRC-32 of every byte before it: a bit flipped anywhere
+# (in a vector, not only in a header) is caught before the index is used.
+_TRAILER = struct.Struct("<4sI")
+_TRAILER_MAGIC = b"AVC1"
+_CHECK_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,73 +306,119 @@ class VectorIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         return self._impl.search(np.asarray(query, dtype=np.float32).ravel(), k, allowed=allowed)
 
-    def save(self, path: Path) -> None:
-        """Write atomically: a temp file in the same directory, fsync, then rename."""
+    def save(self, path: Path, *, tag: str = "") -> None:
+        """Write atomically: a temp file in the same directory, fsync, then rename.
+
+        `tag` names what the file belongs to (the store and its position); `load` with
+        another tag refuses the file, so an index copied in from elsewhere is not trusted.
+        """
         # A unique temp name: another process may be saving the same index at the same time.
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         tmp = Path(name)
         try:
-            self._write(os.fdopen(fd, "wb"))
+            with os.fdopen(fd, "wb") as fh:
+                checked = _Checksummed(fh)
+                self._write(checked, tag)
+                fh.write(_TRAILER.pack(_TRAILER_MAGIC, checked.crc))
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
 
-    def _write(self, fh: BinaryIO) -> None:
-        with fh:
-            np.save(fh, np.frombuffer(FORMAT.encode(), dtype=np.uint8))
-            np.save(
-                fh,
-                np.array(
-                    [
-                        self.dim,
-                        self.params.m,
-                        self.params.ef_construction,
-                        self.params.ef_search,
-                        self.params.threshold,
-                    ],
-                    dtype=np.int64,
-                ),
-            )
-            if isinstance(self._impl, HnswIndex):
-                import faiss
+    def _write(self, fh: _Checksummed, tag: str) -> None:
+        np.save(fh, np.frombuffer(FORMAT.encode(), dtype=np.uint8))
+        params = self.params
+        np.save(
+            fh,
+            np.array(
+                [self.dim, params.m, params.ef_construction, params.ef_search, params.threshold],
+                dtype=np.int64,
+            ),
+        )
+        np.save(fh, np.frombuffer(tag.encode(), dtype=np.uint8))
+        if isinstance(self._impl, HnswIndex):
+            import faiss
 
-                np.save(fh, np.frombuffer(b"hnsw", dtype=np.uint8))
-                np.save(fh, np.array(sorted(self._impl._deleted), dtype=np.int64))
-                np.save(fh, faiss.serialize_index(self._impl._index))
-            else:
-                ids, vectors = self._impl.vectors()
-                np.save(fh, np.frombuffer(b"exact", dtype=np.uint8))
-                np.save(fh, ids)
-                np.save(fh, vectors)
-            fh.flush()
-            os.fsync(fh.fileno())
+            np.save(fh, np.frombuffer(b"hnsw", dtype=np.uint8))
+            np.save(fh, np.array(sorted(self._impl._deleted), dtype=np.int64))
+            np.save(fh, faiss.serialize_index(self._impl._index))
+        else:
+            ids, vectors = self._impl.vectors()
+            np.save(fh, np.frombuffer(b"exact", dtype=np.uint8))
+            np.save(fh, ids)
+            np.save(fh, vectors)
 
     @classmethod
-    def load(cls, path: Path, params: HnswParams | None = None) -> VectorIndex:
-        """Read a saved index; raises ValueError on a corrupt or foreign file."""
+    def load(
+        cls, path: Path, params: HnswParams | None = None, *, tag: str | None = None
+    ) -> VectorIndex:
+        """Read a saved index; raises ValueError on a damaged or foreign file, or (given a
+        `tag`) on a file saved with another tag."""
         try:
             with path.open("rb") as fh:
                 if np.load(fh).tobytes().decode() != FORMAT:
                     raise ValueError(f"not an {FORMAT} file")
+                _check_sum(fh)
+                np.load(fh)  # the format, checked above
                 dim, m, efc, efs, threshold = (int(v) for v in np.load(fh))
-                saved = HnswParams(m, efc, efs, threshold)
-                index = cls(dim, params or saved)
-                kind = np.load(fh).tobytes()
-                if kind == b"hnsw":
-                    import faiss
-
-                    deleted = np.load(fh)
-                    # efSearch is passed per query, so the saved graph needs no tuning here.
-                    generic = faiss.read_index(_array_reader(fh))
-                    raw = faiss.downcast_index(generic)
-                    generic.this.disown()  # the typed wrapper must own the native index
-                    raw.this.acquire()
-                    index._impl = HnswIndex(dim, index.params, raw, deleted.tolist())
-                else:
-                    ids, vectors = np.load(fh), np.load(fh)
-                    index._impl.add(ids, vectors)
+                saved_tag = np.load(fh).tobytes().decode()
+                if tag is not None and saved_tag != tag:
+                    raise ValueError(f"saved for {saved_tag!r}, not {tag!r}")
+                index = cls(dim, params or HnswParams(m, efc, efs, threshold))
+                index._read_impl(fh)
         # np.load raises ValueError for most damage, BadZipFile for bytes starting "PK".
         except (OSError, EOFError, ValueError, RuntimeError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path}: unreadable vector index ({exc})") from exc
         return index
+
+    def _read_impl(self, fh: BinaryIO) -> None:
+        kind = np.load(fh).tobytes()
+        if kind == b"hnsw":
+            import faiss
+
+            deleted = np.load(fh)
+            # efSearch is passed per query, so the saved graph needs no tuning here.
+            generic = faiss.read_index(_array_reader(fh))
+            raw = faiss.downcast_index(generic)
+            generic.this.disown()  # the typed wrapper must own the native index
+            raw.this.acquire()
+            self._impl = HnswIndex(self.dim, self.params, raw, deleted.tolist())
+        else:
+            ids, vectors = np.load(fh), np.load(fh)
+            self._impl.add(ids, vectors)
+
+
+class _Checksummed:
+    """A file being written that keeps the CRC-32 of everything written through it."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.crc = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.crc = zlib.crc32(data, self.crc)
+        return self.fh.write(data)
+
+
+def _check_sum(fh: BinaryIO) -> None:
+    """Check the trailer's CRC-32 against the bytes before it, then rewind.
+
+    Before any parsing: faiss trusts the sizes and neighbour lists it reads.
+    """
+    fh.seek(0)
+    size = os.fstat(fh.fileno()).st_size
+    if size < _TRAILER.size:
+        raise ValueError("truncated (no checksum)")
+    crc, left = 0, size - _TRAILER.size
+    while left:
+        block = fh.read(min(left, _CHECK_BLOCK))
+        if not block:
+            raise ValueError("truncated while reading")
+        crc = zlib.crc32(block, crc)
+        left -= len(block)
+    magic, stored = _TRAILER.unpack(fh.read(_TRAILER.size))
+    if magic != _TRAILER_MAGIC or stored != crc:
+        raise ValueError("damaged (checksum mismatch)")
+    fh.seek(0)

@@ -8,6 +8,7 @@ protocol, so ingest, retrieval and the CLI never change.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -83,6 +84,9 @@ class StoreStatus:
     in_sync: bool
     problems: tuple[str, ...] = field(default=())
     kinds: dict[str, int] = field(default_factory=dict)
+    # What the store did or could not do that a user should know, though it is in sync:
+    # index files found damaged and rebuilt, index files not saved on a full disk.
+    notes: tuple[str, ...] = field(default=())
 
 
 class Store(Protocol):
@@ -96,6 +100,11 @@ class Store(Protocol):
     def has_content(self, content_hash: str, pipeline: str) -> bool: ...
 
     def cached_embeddings(self, text_hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]: ...
+
+    def writing(self, what: str = "write") -> AbstractContextManager[None]:
+        """Exclusive write access across processes, held from deciding what to write (is
+        this content stored? this path new?) to the commit; re-entrant; readers never wait."""
+        ...
 
     def write(self, writes: Sequence[DocumentWrite]) -> None: ...
 

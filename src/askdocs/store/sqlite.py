@@ -2,84 +2,49 @@
 
 SQLite (WAL) holds documents, their extracted text, chunks and embeddings, plus `changes`, a
 log of chunk ids added and deleted. The vector and keyword indexes are files named after the
-last change they contain (`vectors-<seq>.idx`, `keywords-<seq>.idx`), each written to a temp
-file and renamed, so a crash at any point leaves either the old or the new file, never half
-of one. Opening the store loads the newest index files and replays the log past them; if a
-file is missing, unreadable or disagrees with SQLite, the index is rebuilt from SQLite.
-Content is stored once per (content hash, pipeline); paths point at it.
+last change they contain (`vectors-<seq>.idx`, `keywords-<seq>.idx`, see `indexfiles`).
+Opening the store loads the newest index files and replays the log past them; if a file is
+missing, damaged, from another store or disagrees with SQLite, the indexes are rebuilt from
+SQLite and `status()` says so. Content is stored once per (content hash, pipeline); paths
+point at it. Writers, in this and other processes, take turns through `writing()`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from askdocs.config import IndexSettings
-from askdocs.errors import IndexMismatch, NotFound
+from askdocs.errors import NotFound
 from askdocs.keyword import Analyzer, KeywordIndex
-from askdocs.store import ChunkRecord, DocumentInfo, DocumentWrite, FileState, StoreStatus
+from askdocs.store import (
+    ChunkRecord,
+    DocumentInfo,
+    DocumentWrite,
+    FileState,
+    StoreStatus,
+    faults,
+    indexfiles,
+    schema,
+)
+from askdocs.store.locking import WriteLock
+from askdocs.store.schema import DATABASE, recorded_embedder
 from askdocs.vectors import HnswParams, VectorIndex
 
-SCHEMA_VERSION = 1
-DATABASE = "askdocs.sqlite3"
+__all__ = ["DATABASE", "SqliteStore", "recorded_embedder"]  # the last two live in `schema`
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS contents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    hash TEXT NOT NULL, pipeline TEXT NOT NULL,
-    kind TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL,
-    pages TEXT NOT NULL, headings TEXT NOT NULL,
-    UNIQUE (hash, pipeline)
-);
-CREATE TABLE IF NOT EXISTS documents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    path TEXT NOT NULL UNIQUE,
-    content_id INTEGER NOT NULL REFERENCES contents(id),
-    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-    added_at REAL NOT NULL, updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS documents_content ON documents(content_id);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    content_id INTEGER NOT NULL REFERENCES contents(id),
-    ord INTEGER NOT NULL, text TEXT NOT NULL,
-    start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-    page INTEGER, heading TEXT, n_tokens INTEGER NOT NULL,
-    text_hash BLOB NOT NULL, embedding BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_content ON chunks(content_id);
-CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL, op INTEGER NOT NULL
-);
-"""
 _ADD, _DELETE = 1, -1
-_STALE_TMP_SECONDS = 900
 _REPLAY_BATCH = 5000
-
-
-def recorded_embedder(directory: Path) -> str | None:
-    """The embedder id the store at `directory` was built with, or None if there is no store."""
-    path = Path(directory) / DATABASE
-    if not path.is_file():
-        return None
-    db = sqlite3.connect(path, timeout=60)
-    try:
-        row = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
-    except sqlite3.OperationalError:  # created but never initialised
-        return None
-    finally:
-        db.close()
-    return None if row is None else str(row[0])
+log = logging.getLogger("askdocs.store")
 
 
 class SqliteStore:
@@ -96,18 +61,17 @@ class SqliteStore:
     ) -> None:
         self.directory = Path(directory)
         self.settings = settings or IndexSettings()
-        if not (self.directory / DATABASE).exists() and not create:
+        if not (self.directory / schema.DATABASE).exists() and not create:
             raise NotFound(f"no askdocs store at {self.directory}; run `askdocs ingest` first")
-        self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.directory / DATABASE, check_same_thread=False, timeout=60, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        self.embedder_id, self.dim = self._check_meta(embedder_id, dim)
+        self._write_lock = WriteLock(self.directory)
+        self._notes: list[str] = []
+        with faults.full_disk_raises(self.directory, "opening the store"):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._db = schema.connect(self.directory)
+            self.embedder_id, self.dim, self._identity = schema.check_meta(
+                self._db, self.directory, embedder_id, dim, self._write_lock
+            )
         self._analyzer = Analyzer()
         self._seq = 0
         self._allowed: dict[tuple[int, tuple[str, ...], bool], np.ndarray] = {}
@@ -127,46 +91,27 @@ class SqliteStore:
         with self._lock:
             if self._db is None:
                 return
-            self.sync()
-            self._db.close()
-            self._db = None  # type: ignore[assignment]
+            try:
+                self.sync()
+            finally:
+                self._db.close()
+                self._db = None  # type: ignore[assignment]
+        self._write_lock.close()  # outside self._lock: writers take the write lock first
 
-    def _check_meta(self, embedder_id: str, dim: int) -> tuple[str, int]:
-        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        if not meta:
-            with self._transaction():
-                self._db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)",
-                    [
-                        ("schema_version", str(SCHEMA_VERSION)),
-                        ("embedder", embedder_id),
-                        ("dim", str(dim)),
-                        ("created_at", str(time.time())),
-                    ],
-                )
-            return embedder_id, dim
-        if int(meta["schema_version"]) != SCHEMA_VERSION:
-            raise IndexMismatch(
-                f"{self.directory} has store schema {meta['schema_version']}, this askdocs "
-                f"reads {SCHEMA_VERSION}; ingest into a new --store"
-            )
-        if meta["embedder"] != embedder_id or int(meta["dim"]) != dim:
-            raise IndexMismatch(
-                f"{self.directory} was built with embedder {meta['embedder']} "
-                f"(dim {meta['dim']}), not {embedder_id} (dim {dim}); open it with the "
-                "embedder it was built with, or ingest into a new --store"
-            )
-        return embedder_id, dim
+    def _transaction(self) -> AbstractContextManager[None]:
+        return schema.transaction(self._db)
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+    def writing(self, what: str = "write") -> Iterator[None]:
+        """Hold the store's write lock, shared with other processes (`store.locking`).
+
+        Hold it from deciding what to write (is this content stored? is this path new?) to
+        the commit; `write`, `remove` and `touch` take it themselves (it is re-entrant).
+        """
+        with contextlib.ExitStack() as stack:
+            with faults.full_disk_raises(self.directory, f"starting the {what}"):
+                stack.enter_context(self._write_lock.held(what))
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -205,8 +150,11 @@ class SqliteStore:
         """Store a batch of files in one transaction, then bring the indexes up to date."""
         if not writes:
             return
-        with self._lock:
-            with self._transaction():
+        with self.writing(), self._lock:
+            with (
+                faults.full_disk_raises(self.directory, "storing a batch of documents"),
+                self._transaction(),
+            ):
                 replaced = [self._write_one(item) for item in writes]
                 # Only at the end of the batch: a later write in it may link to that content
                 # (a file moved to a new name while its old name got new content).
@@ -293,7 +241,11 @@ class SqliteStore:
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for a file whose content did not change."""
-        with self._lock:
+        with (
+            self.writing(),
+            self._lock,
+            faults.full_disk_raises(self.directory, "recording a file's new time"),
+        ):
             self._db.execute(
                 "UPDATE documents SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
             )
@@ -301,8 +253,11 @@ class SqliteStore:
     def remove(self, paths: Iterable[str]) -> int:
         """Forget these paths; content no other path shares is deleted. Returns how many."""
         removed = 0
-        with self._lock:
-            with self._transaction():
+        with self.writing("remove"), self._lock:
+            with (
+                faults.full_disk_raises(self.directory, "removing documents"),
+                self._transaction(),
+            ):
                 for path in paths:
                     row = self._db.execute(
                         "SELECT content_id FROM documents WHERE path = ?", (path,)
@@ -356,38 +311,59 @@ class SqliteStore:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
         return int(row[0]) if row else 0
 
-    def _saved(self, stem: str) -> dict[int, Path]:
-        found = {}
-        for path in self.directory.glob(f"{stem}-*.idx"):
-            try:
-                found[int(path.stem.split("-")[1])] = path
-            except (IndexError, ValueError):
-                continue
-        return found
+    def _tag(self, seq: int) -> str:
+        """What index files at position `seq` of this store carry; others are not loaded."""
+        return f"{self._identity}@{seq}"
 
     def _load_indexes(self) -> None:
-        for tmp in self.directory.glob("*.tmp"):
-            # Left by a crash mid-save; a recent one may be another process's save in progress.
-            with contextlib.suppress(OSError):
-                if time.time() - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
-                    tmp.unlink()
-        vectors, keywords = self._saved("vectors"), self._saved("keywords")
-        # A crash between the two saves leaves one newer file: use the newest complete pair.
-        common = sorted((set(vectors) & set(keywords)) - {s for s in vectors if s > self._head()})
-        loaded = False
-        if common and self._keyword_spec_stored() == self._keyword_spec():
-            seq = common[-1]
+        indexfiles.remove_stale_temp_files(self.directory)
+        seq = indexfiles.newest_pair(self.directory, self._head())
+        loaded, problems = False, []
+        if seq is not None and self._keyword_spec_stored() == self._keyword_spec():
             try:
-                self._vectors = VectorIndex.load(vectors[seq], self._hnsw_params())
-                self._keywords = KeywordIndex.load(keywords[seq])
+                self._vectors = VectorIndex.load(
+                    indexfiles.path_of(self.directory, "vectors", seq),
+                    self._hnsw_params(),
+                    tag=self._tag(seq),
+                )
+                self._keywords = KeywordIndex.load(
+                    indexfiles.path_of(self.directory, "keywords", seq), tag=self._tag(seq)
+                )
                 self._seq = seq
                 loaded = self._replayable()
-            except ValueError:
-                loaded = False
+            except ValueError as exc:
+                self._note(f"{exc}; rebuilt the indexes from SQLite")
         if loaded:
             self._catch_up()
-        if not loaded or self._problems():
+            problems = self._problems()
+            if problems:
+                self._note(
+                    f"the index files disagreed with SQLite ({'; '.join(problems)}); "
+                    "rebuilt the indexes from SQLite"
+                )
+        if not loaded or problems:
             self._rebuild()
+
+    def _note(self, message: str) -> None:
+        """Something `status()` should tell, said once on stderr (see `store.locking`)."""
+        if message not in self._notes:
+            self._notes.append(message)
+            log.warning("%s", message)
+
+    @contextmanager
+    def _or_note(self, doing: str) -> Iterator[None]:
+        """For writes of derived data only: when the disk takes no writes, say so and go on
+        from memory (complete: SQLite and its change log hold everything)."""
+        try:
+            yield
+        except (OSError, sqlite3.Error) as exc:
+            if not faults.is_unwritable(exc):
+                raise
+            why = "the disk is full" if faults.is_disk_full(exc) else f"it is read-only ({exc})"
+            self._note(
+                f"could not {doing} in {self.directory}: {why}. Searches use the indexes in "
+                "memory and nothing is lost; they are saved once the store can be written."
+            )
 
     def _keyword_spec(self) -> str:
         """What shapes the keyword index besides the chunks; a change means a rebuild."""
@@ -427,9 +403,11 @@ class SqliteStore:
                 last = ids[-1]
             self._db.execute("COMMIT")
             self._seq = head
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('keyword_spec', ?)", (self._keyword_spec(),)
-            )
+            with self._or_note("record the keyword settings"):
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('keyword_spec', ?)",
+                    (self._keyword_spec(),),
+                )
             self._save_indexes()
 
     def _catch_up(self) -> None:
@@ -472,23 +450,19 @@ class SqliteStore:
 
     def _save_indexes(self) -> None:
         seq = self._seq
-        vectors = self.directory / f"vectors-{seq:012d}.idx"
-        keywords = self.directory / f"keywords-{seq:012d}.idx"
-        if not (vectors.exists() and keywords.exists()):
-            self._vectors.save(vectors)
-            self._keywords.save(keywords)
-        for stem, keep in (("vectors", vectors), ("keywords", keywords)):
-            for old in self.directory.glob(f"{stem}-*.idx"):
-                if old != keep:
-                    old.unlink(missing_ok=True)
-        # Both files now hold every change up to seq: the log before it is no longer needed.
-        self._db.execute("DELETE FROM changes WHERE seq <= ?", (seq,))
+        with self._or_note("save the index files"):
+            indexfiles.save_pair(
+                self.directory, seq, self._vectors, self._keywords, tag=self._tag(seq)
+            )
+            indexfiles.prune(self.directory, seq, self._head())
+            # Both files now hold every change up to seq: the log before it is not needed.
+            self._db.execute("DELETE FROM changes WHERE seq <= ?", (seq,))
 
     def sync(self) -> None:
         """Catch up with the log and persist both indexes (called after ingest and on close)."""
         with self._lock:
             self._catch_up()
-            if self._seq not in self._saved("vectors"):
+            if self._seq not in indexfiles.saved(self.directory, "vectors"):
                 self._save_indexes()
 
     def _problems(self) -> list[str]:
@@ -587,22 +561,34 @@ class SqliteStore:
                 ).fetchall()
             )
             problems = tuple(self._problems())
+            notes = tuple(self._notes)
             if chunks and not problems:
                 sample = self._vectors.ids()
                 stored = np.array([r[0] for r in one("SELECT id FROM chunks ORDER BY id")])
                 if not np.array_equal(sample, stored):
                     problems = ("vector index ids differ from SQLite's chunk ids",)
-        size = sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
         return StoreStatus(
             str(self.directory),
             documents,
             contents,
             chunks,
-            size,
+            _bytes_in(self.directory),
             self.embedder_id,
             self.dim,
             self._vectors.kind,
             not problems,
             problems,
             kinds,
+            notes,
         )
+
+
+def _bytes_in(directory: Path) -> int:
+    """Bytes of the files in `directory`; one deleted meanwhile (another process replacing
+    an index file) counts as nothing, not as an error."""
+    total = 0
+    for path in directory.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file():
+                total += path.stat().st_size
+    return total
