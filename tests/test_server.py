@@ -12,8 +12,10 @@ import dataclasses
 import json
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,12 @@ from askdocs.config import Settings
 from askdocs.embeddings import MiniLMEmbedder
 from askdocs.errors import ConfigError, MissingDependency
 from askdocs.types import Answer, Citation, Hit
-from tests.conftest import DOCS_STORE_SETTINGS
+from tests.conftest import DOCS_STORE_SETTINGS, free_port
 
 pytest.importorskip("fastapi", reason="pip install 'askdocs[server]'")
 
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from askdocs.cli import main
@@ -64,15 +68,38 @@ def sse_events(text: str) -> list[tuple[str, Any]]:
     return out
 
 
-@pytest.fixture
-def make_client(docs_store: Path, tmp_path: Path, embedder: MiniLMEmbedder) -> Iterator[MakeClient]:
-    """`make_client(overrides=None, generator=None)`: a started TestClient on a store copy."""
-    opened: list[TestClient] = []
-    store = copy_store(docs_store, tmp_path)
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """`app` on a real uvicorn server on loopback, in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
-    def make(overrides: dict[str, Any] | None = None, generator: Any = None) -> TestClient:
+
+def clients(store: Path, embedder: MiniLMEmbedder) -> Iterator[MakeClient]:
+    """Yields `make(overrides=None, generator=None, base_url=...)`, which starts a TestClient
+    on `store`; stops them all when resumed."""
+    opened: list[TestClient] = []
+
+    def make(
+        overrides: dict[str, Any] | None = None,
+        generator: Any = None,
+        base_url: str = "http://testserver",
+    ) -> TestClient:
         app = create_app(server_settings(store, overrides), embedder=embedder, generator=generator)
-        client = TestClient(app)
+        client = TestClient(app, base_url=base_url)
         client.__enter__()
         opened.append(client)
         return client
@@ -80,6 +107,13 @@ def make_client(docs_store: Path, tmp_path: Path, embedder: MiniLMEmbedder) -> I
     yield make
     for client in opened:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def make_client(docs_store: Path, tmp_path: Path, embedder: MiniLMEmbedder) -> Iterator[MakeClient]:
+    """`make_client(overrides=None, generator=None, base_url=...)`: a started TestClient on a
+    copy of the sample store (at tmp_path / "store")."""
+    yield from clients(copy_store(docs_store, tmp_path), embedder)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,14 @@ from askdocs.embeddings import MiniLMEmbedder
 from askdocs.errors import ModelLoadError
 from askdocs.generation import Decoding, Message
 from askdocs.testing import FakeGenerator
-from tests.conftest import free_port, llama_worker
-from tests.test_server import TIDES_Q, copy_store, server_settings, sse_events
+from tests.conftest import llama_worker
+from tests.test_server import TIDES_Q, copy_store, server_settings, serving, sse_events
 
 pytest.importorskip("fastapi", reason="pip install 'askdocs[server]'")
 pytest.importorskip("llama_cpp", reason="pip install llama-cpp-python==0.3.36")
 pytest.importorskip("openai")
 
 import openai
-import uvicorn
 from fastapi import FastAPI
 
 from askdocs.generation.worker import WorkerGenerator
@@ -70,26 +68,6 @@ class SlowGenerator(FakeGenerator):
                 self.finished.set()
 
         return slowly()
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """`app` on a real uvicorn server on loopback, in a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @pytest.fixture(scope="module")

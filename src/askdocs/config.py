@@ -106,6 +106,9 @@ class ServerSettings:
     max_json_kb: int = 1024  # body of every other request
     kinds: tuple[str, ...] = ("txt", "md", "html", "htm", "pdf", "docx")  # upload suffixes
     cors_origins: tuple[str, ...] = ()  # none: no CORS headers at all
+    # Host names the server answers to besides loopback and its own address (a reverse
+    # proxy's); any other Host header gets 421 (askdocs.server.guard)
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def api_key(settings: GenerationSettings, environ: Mapping[str, str] | None = None) -> str:

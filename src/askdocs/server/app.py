@@ -3,18 +3,21 @@
 State lives on `app.state.askdocs` (a `ServerState`), opened in the lifespan and closed at
 shutdown. Library errors become HTTP statuses through `ERROR_STATUS`, one table; the body
 is `{"error": message, "type": class name}` (HTTP errors: type "HTTPError"). Request
-validation errors are FastAPI's 422 with its `detail` list.
+validation errors are 422 with the same `error` (every problem, one line) and `type`
+"ValidationError", plus FastAPI's `detail` list without the inputs.
 
-Security: with `server.token` set, every route but /health, / and /static needs
-`Authorization: Bearer <token>` (401 otherwise); the page at / is public and asks for the
-token when the API answers 401 (GET /health says `"auth": true`). Request bodies are capped:
-`server.max_json_kb` for JSON routes, `server.max_request_mb` for uploads (413). CORS headers
-are sent only for `server.cors_origins`. Nothing here logs questions or document text.
+Security (`askdocs.server.guard`, before any body is read): a `Host` header that does not
+name this server is 421 (DNS rebinding); a state-changing request from another site's page
+(its `Origin` or `Referer`) is 403 (cross-site request forgery); with `server.token` set,
+every route but /health, the page at /, /static and the API docs needs
+`Authorization: Bearer <token>` (401 otherwise); the page asks for the token when the API
+answers 401 (GET /health says `"auth": true`). Request bodies are capped: `server.max_json_kb`
+for JSON routes, `server.max_request_mb` for uploads (413). CORS headers are sent only for
+`server.cors_origins`. Nothing here logs questions or document text.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,11 +25,11 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from askdocs.config import Settings
 from askdocs.embeddings import Embedder
@@ -45,12 +48,12 @@ from askdocs.errors import (
 from askdocs.generation import Generator
 from askdocs.kb import KnowledgeBase
 from askdocs.server import openai, routes
+from askdocs.server.guard import BodyLimit, Guard, token_matches
 from askdocs.server.jobs import Jobs
 from askdocs.server.schemas import ErrorOut
 from askdocs.server.state import ModelSlot, ServerState
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-UPLOAD_ROUTES = {("POST", "/documents")}
 
 # Most specific first: the first class an error is an instance of gives its status.
 ERROR_STATUS: tuple[tuple[type[AskdocsError], int], ...] = (
@@ -76,6 +79,32 @@ async def _askdocs_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc), "type": type(exc).__name__}, status_for(exc))
 
 
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 `detail` list without the inputs it would echo back: an input may hold
+    NaN or a lone surrogate, which no JSON response can carry (and may be a megabyte)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"type": e["type"], "loc": [_printable(p) for p in e["loc"]], "msg": _printable(e["msg"])}
+        for e in exc.errors()
+    ]
+    message = "; ".join(dict.fromkeys(f"{_where(d['loc'])}: {d['msg']}" for d in detail))
+    return JSONResponse({"error": message, "type": "ValidationError", "detail": detail}, 422)
+
+
+def _where(loc: list[Any]) -> str:
+    """`["body", "messages", 0, "content", "function-after[...]"]` -> `messages.0.content`:
+    the field, without pydantic's labels for the branches of a union."""
+    names = [str(p) for p in loc[1:] if isinstance(p, int) or str(p).isidentifier()]
+    return ".".join(names) or str(loc[0])
+
+
+def _printable(value: Any) -> Any:
+    """`value`, with any text made encodable: a lone surrogate shows as `\\ud800`."""
+    if not isinstance(value, str):
+        return value if isinstance(value, int) else str(value)
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     body = {"error": str(exc.detail), "type": "HTTPError"}
@@ -86,6 +115,8 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "A body that is not JSON or not multipart"},
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
+    403: {"model": ErrorOut, "description": "A change sent from another site's page"},
+    421: {"model": ErrorOut, "description": "A Host header that does not name this server"},
     413: {"model": ErrorOut, "description": "Body over the size limit"},
 }
 
@@ -94,53 +125,14 @@ _bearer = HTTPBearer(auto_error=False, description="Needed when the server has a
 
 def require_token(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
+    """Checked by `Guard` before the body is read; again here, where OpenAPI sees it."""
     token = request.app.state.askdocs.settings.server.token
-    if not token:
-        return
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
+    if token and not token_matches(request.headers.get("authorization", ""), token):
         raise HTTPException(
             401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
         )
-
-
-class BodyLimit:
-    """413 for a request body over the route's limit, declared or streamed."""
-
-    def __init__(self, app: ASGIApp, *, json_bytes: int, upload_bytes: int) -> None:
-        self.app, self.json_bytes, self.upload_bytes = app, json_bytes, upload_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        upload = (scope["method"], scope["path"].rstrip("/")) in UPLOAD_ROUTES
-        limit = self.upload_bytes if upload else self.json_bytes
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            await _too_large(limit)(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > limit:  # FastAPI passes HTTPException through its body parsing
-                raise HTTPException(413, f"request body over {limit} bytes")
-            return message
-
-        await self.app(scope, counted, send)
-
-
-def _too_large(limit: int) -> Response:
-    return JSONResponse(
-        {"error": f"request body over {limit} bytes", "type": "TooLarge"},
-        413,
-        headers={"Connection": "close"},
-    )
 
 
 def create_app(
@@ -162,6 +154,7 @@ def create_app(
     app = FastAPI(title="askdocs", version=_version(), lifespan=lifespan)
     app.add_exception_handler(AskdocsError, _askdocs_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(routes.public)
     secured = [Depends(require_token)]
     app.include_router(routes.router, dependencies=secured, responses=COMMON_RESPONSES)
@@ -170,10 +163,13 @@ def create_app(
     )
     _mount_web(app)
     limits = settings.server
-    app.add_middleware(
+    app.add_middleware(  # the last added runs first: CORS, Guard, BodyLimit, the routes
         BodyLimit,
         json_bytes=limits.max_json_kb * 1024,
         upload_bytes=int(limits.max_request_mb * 1e6),
+    )
+    app.add_middleware(
+        Guard, settings=limits, public=_public_paths(app), public_prefixes=("/static/",)
     )
     if limits.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -185,6 +181,12 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     return app
+
+
+def _public_paths(app: FastAPI) -> set[str]:
+    """Paths that need no token besides /static/*: /health, the page, the schema and docs."""
+    docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    return {"/health", "/", *(path for path in docs if path)}
 
 
 def _mount_web(app: FastAPI) -> None:

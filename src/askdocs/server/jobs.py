@@ -1,5 +1,10 @@
 """Uploads: saved under `<store>/uploads/<uuid>/<safe name>`, ingested by one background thread.
 
+An upload that does not end up stored (unreadable, no text, or its job failed) is deleted
+when its job ends, so every file kept under uploads/ is listed by GET /documents and can be
+deleted through the API; the job's report still names it and says why. Leftovers of a
+server that stopped mid-job are deleted when the next one starts (`sweep_uploads`).
+
 A client's file name is never used as a path: `safe_name` keeps only its last component,
 without control characters, leading dots or `..`, so nothing can be written outside the
 upload's own fresh directory.
@@ -11,10 +16,13 @@ upload's own fresh directory.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import shutil
 import threading
 import unicodedata
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +31,9 @@ from typing import Any, BinaryIO
 from askdocs.errors import AskdocsError
 from askdocs.ingest import Progress
 from askdocs.kb import KnowledgeBase
+from askdocs.store import Store
 
+log = logging.getLogger("askdocs.server")
 UPLOADS = "uploads"
 MAX_NAME = 120
 KEEP_FINISHED = 200  # finished jobs remembered for GET /jobs/{id}
@@ -51,13 +61,37 @@ def save_upload(uploads: Path, filename: str, data: BinaryIO) -> Path:
     folder = uploads / uuid.uuid4().hex
     folder.mkdir(parents=True)
     target = folder / safe_name(filename)
-    with target.open("xb") as out:
-        shutil.copyfileobj(data, out, 1 << 20)
+    try:
+        with target.open("xb") as out:
+            shutil.copyfileobj(data, out, 1 << 20)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return target
 
 
 def is_upload(path: str, uploads: Path) -> bool:
     return Path(path).parent.parent == uploads
+
+
+def discard_unstored(files: Iterable[Path], store: Store) -> None:
+    """Delete the upload folder of each of a job's files that the store does not hold."""
+    for file in files:
+        if store.file_state(os.path.abspath(file)) is None:  # ingest's key for a file
+            shutil.rmtree(file.parent, ignore_errors=True)
+
+
+def sweep_uploads(uploads: Path, store: Store) -> None:
+    """Delete every upload folder whose file the store does not hold: left by a server that
+    stopped with jobs queued or running. Compared by real path: the store's folder may have
+    been reached through another path when the file was stored."""
+    if not uploads.is_dir():
+        return
+    stored = {os.path.realpath(p) for p in store.paths() if Path(p).parent.parent.name == UPLOADS}
+    folders = [f for f in uploads.iterdir() if f.is_dir() and not f.is_symlink()]
+    for folder in folders:
+        if not any(os.path.realpath(file) in stored for file in folder.iterdir()):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
@@ -77,6 +111,7 @@ class Jobs:
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self._kb = kb
+        sweep_uploads(kb.settings.store / UPLOADS, kb.store)  # before any job can run
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="askdocs-ingest")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -106,14 +141,19 @@ class Jobs:
 
         with self._lock:
             job.state = "running"
+        report: dict[str, Any] | None = None
+        error: str | None = None
         try:
-            report = self._kb.ingest(job.paths, progress=progress)
+            report = dataclasses.asdict(self._kb.ingest(job.paths, progress=progress))
         except AskdocsError as exc:
-            self._finish(job, None, str(exc))
+            error = str(exc)
         except Exception as exc:  # a bug: keep the worker alive, say what kind
-            self._finish(job, None, f"ingest failed: {type(exc).__name__}")
-        else:
-            self._finish(job, dataclasses.asdict(report), None)
+            error = f"ingest failed: {type(exc).__name__}"
+        try:  # before the job shows as finished: a client may look right after
+            discard_unstored(job.paths, self._kb.store)
+        except Exception as exc:
+            log.warning("could not delete unstored uploads: %s", type(exc).__name__)
+        self._finish(job, report, error)
 
     def _finish(self, job: Job, report: dict[str, Any] | None, error: str | None) -> None:
         with self._lock:

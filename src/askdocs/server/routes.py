@@ -7,7 +7,8 @@ POST   /ask                      Answer as a dict (like `askdocs ask --json`); w
 GET    /passages/{chunk_id}      a chunk with the text around it (?context=600 characters
                                  each side), to show a cited span in place
 GET    /documents                {"documents": [...]}
-POST   /documents                multipart `files` -> 202 {"job_id"}; ingested in background
+POST   /documents                multipart `files` -> 202 {"job_id"}; ingested in background;
+                                 a file that fails to ingest is reported by its job, not kept
 GET    /jobs/{job_id}            an upload job's state and report
 DELETE /documents?path=P         forget the stored document P -> {"removed": n} (404: none)
 """
@@ -159,7 +160,15 @@ async def upload(state: State, files: Annotated[list[UploadFile], File()]) -> di
     uploads = state.settings.store / UPLOADS
 
     def save_all() -> list[Path]:
-        return [save_upload(uploads, f.filename or "", f.file) for f in files]
+        saved: list[Path] = []
+        try:
+            for upload in files:
+                saved.append(save_upload(uploads, upload.filename or "", upload.file))
+        except BaseException:  # e.g. a full disk: keep no unlisted part of this upload
+            for path in saved:
+                shutil.rmtree(path.parent, ignore_errors=True)
+            raise
+        return saved
 
     paths = await anyio.to_thread.run_sync(save_all)
     return {"job_id": state.jobs.submit(paths)}

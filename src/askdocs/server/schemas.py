@@ -1,34 +1,52 @@
 """Request and response bodies of the HTTP API: pydantic lives here and nowhere else.
 
 Bounds are part of the contract: anything outside them is a 422 before any work is done.
+Every number must be finite (JSON parsers accept `NaN`) and every string valid Unicode (a
+JSON `\\ud800` escape without its pair decodes to a lone surrogate, which no tokenizer,
+database or response can take).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+
+def encodable(text: str) -> str:
+    """`text` if it is valid Unicode; a lone surrogate is a ValueError (a 422)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"not valid Unicode: a lone surrogate at character {exc.start} "
+            "(a JSON \\uD800-\\uDFFF escape must be one of a pair)"
+        ) from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(encodable)]
 Mode = Literal["hybrid", "dense", "keyword"]
 MAX_QUERY_CHARS = 4000
 MAX_EMBED_INPUTS = 256
 MAX_EMBED_CHARS = 20_000
-Stop = Annotated[str, Field(min_length=1, max_length=64)]
-EmbedText = Annotated[str, Field(max_length=MAX_EMBED_CHARS)]
+Stop = Annotated[Text, Field(min_length=1, max_length=64)]
+EmbedText = Annotated[Text, Field(max_length=MAX_EMBED_CHARS)]
 
-
-STRICT = ConfigDict(strict=True)  # no `true` for an int, no "5" for a number
+# no `true` for an int, no "5" for a number, no NaN or infinity
+STRICT = ConfigDict(strict=True, allow_inf_nan=False)
+LENIENT = ConfigDict(extra="allow", allow_inf_nan=False)  # OpenAI's bodies: extras ignored
 
 
 class FiltersIn(BaseModel):
     model_config = STRICT
-    path_glob: str | None = Field(default=None, max_length=500)
-    kinds: list[Annotated[str, Field(max_length=16)]] | None = Field(default=None, max_length=20)
+    path_glob: Text | None = Field(default=None, max_length=500)
+    kinds: list[Annotated[Text, Field(max_length=16)]] | None = Field(default=None, max_length=20)
 
 
 class SearchIn(BaseModel):
     model_config = STRICT
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     mode: Mode | None = None
     k: int | None = Field(default=None, ge=1, le=100)
     filters: FiltersIn | None = None
@@ -50,7 +68,7 @@ class DecodingIn(BaseModel):
 
 class AskIn(BaseModel):
     model_config = STRICT
-    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    question: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     mode: Mode | None = None
     k: int | None = Field(default=None, ge=1, le=50)
     filters: FiltersIn | None = None
@@ -149,22 +167,22 @@ class ErrorOut(BaseModel):
 
 
 class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    type: str
-    text: str | None = None
+    model_config = LENIENT
+    type: Text
+    text: Text | None = None
 
 
 class ChatMessageIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = LENIENT
     role: Literal["system", "user", "assistant", "tool", "developer", "function"]
-    content: str | list[ContentPart] | None = Field(default=None)
+    content: Text | list[ContentPart] | None = Field(default=None)
 
 
 class ChatIn(BaseModel):
     """OpenAI's chat request; fields askdocs has no use for are accepted and ignored."""
 
-    model_config = ConfigDict(extra="allow")
-    model: str = Field(max_length=200)
+    model_config = LENIENT
+    model: Text = Field(max_length=200)
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=200)
     stream: bool = False
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -176,9 +194,9 @@ class ChatIn(BaseModel):
 
 
 class EmbeddingsIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = LENIENT
     input: EmbedText | list[EmbedText] = Field(min_length=1, max_length=MAX_EMBED_INPUTS)
-    model: str = Field(default="", max_length=200)
+    model: Text = Field(default="", max_length=200)
     encoding_format: Literal["float", "base64"] = "float"
 
 
