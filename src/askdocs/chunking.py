@@ -42,13 +42,17 @@ _PIECE_CHARS = 4096
 # (Python's \s also matches \f and \x1c-\x1f, which the BERT normaliser deletes, gluing words.)
 _PLAIN_SPACE = re.compile(r"[ \t\n\r]+")
 _NON_SPACE = re.compile(r"\S")
-_PARAGRAPH_BREAK = re.compile(r"(?:\n[^\S\n]*\n|[\f\u2029])\s*")
+_PARAGRAPH_BREAK = re.compile(r"(?:\n[^\S\n]*+\n|[\f\u2029])\s*+")
 
 _CLOSERS = "\"'\u201d\u2019)\\]\u00bb"
+# Every pattern run over user text must stay linear: a run of terminators is matched only from
+# its first character (the lookbehinds) and possessively (`++`, `*+`), so a run that is not
+# followed by a sentence start fails once, not once per character (60 KB of dots took 36 s).
 _SENTENCE_BREAK = re.compile(
-    rf"(?P<stop>[.!?…]+)[{_CLOSERS}]*\s+(?=\S)"  # Latin: terminator, closers, whitespace
-    '|[\u3002\uff01\uff1f]+[\u300d\u300f\uff09\u201d\u2019"]*\\s*(?=\\S)'  # CJK: no space after
-    r"|\n[^\S\n]*(?=(?:[-*+•]|\d{1,3}[.)]|\#{1,6})[^\S\n])"  # a list item or heading line
+    rf"(?<![.!?…])(?P<stop>[.!?…]++)[{_CLOSERS}]*+\s++(?=\S)"  # Latin: stop, closers, space
+    "|(?<![\u3002\uff01\uff1f])[\u3002\uff01\uff1f]++"  # CJK: no space after
+    '[\u300d\u300f\uff09\u201d\u2019"]*+\\s*+(?=\\S)'
+    r"|\n[^\S\n]*+(?=(?:[-*+•]|\d{1,3}[.)]|\#{1,6})[^\S\n])"  # a list item or heading line
 )
 _OPENERS = "\"'\u201c\u2018([{\u00ab"
 _DOTTED = re.compile(r"(?:[^\W\d_]+\.)+[^\W\d_]+")  # e.g, i.e, U.S, Ph.D, a.m
@@ -439,7 +443,8 @@ def _fill(layout: _Layout, tok: int, i: int) -> int:
 
     A paragraph that would fit in a chunk of its own goes to the next chunk whole, unless this
     one is still under `MIN_FILL`; then it gives its first sentences to fill this one. A chunk
-    that ends early does not end with a heading: the heading goes with what follows it.
+    that ends early does not end with a heading: the heading goes with what follows it, unless
+    that would leave a lone heading (a run of headings is packed like text, not one per chunk).
     """
     a, size = layout.atoms, layout.size
     stop = layout.caps.get(i, len(a.start))
@@ -455,9 +460,10 @@ def _fill(layout: _Layout, tok: int, i: int) -> int:
             ):
                 break
         j += 1
+    end = j
     while len(a.start) > j > i + 1 and a.opens[j - 1]:
         j -= 1
-    return j
+    return end if j == i + 1 and a.opens[i] else j
 
 
 def _pack(layout: _Layout, prev: _Plan | None, i: int) -> list[_Plan]:

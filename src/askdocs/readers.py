@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from askdocs.errors import UnreadableDocument
+from askdocs.limits import (
+    MAX_DOCX_PARAGRAPHS,
+    MAX_HTML_DEPTH,
+    check_zip,
+    docx_paragraphs,
+    html_depth,
+)
 from askdocs.types import Document, Heading, Page
 
 if TYPE_CHECKING:
@@ -127,6 +134,8 @@ def _decode(data: bytes, path: str) -> str:
     """Decode UTF-8 (BOM optional) or BOM-marked UTF-16/32, and normalise newlines to "\\n"."""
     bom, encoding = next(((b, e) for b, e in _BOMS if data.startswith(b)), (b"", "utf-8"))
     if encoding == "utf-8" and b"\x00" in data:
+        encoding = _utf16_without_bom(data) or encoding
+    if encoding == "utf-8" and b"\x00" in data:
         raise UnreadableDocument(path, "looks like a binary file, not text")
     try:
         text = data[len(bom) :].decode(encoding)
@@ -138,6 +147,31 @@ def _decode(data: bytes, path: str) -> str:
     if "\x00" in text:
         raise UnreadableDocument(path, "looks like a binary file, not text")
     return _normalise_newlines(text)
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """"utf-16-le" or "utf-16-be" for text saved without a byte order mark, else None.
+
+    Text in a Latin script has a NUL as the high byte of nearly every character, so NULs sit at
+    odd offsets (little-endian) or even ones (big-endian), almost never at the others; binary
+    files scatter them. The verdict stands only if the whole file then decodes.
+
+    >>> _utf16_without_bom("Hello, world".encode("utf-16-le"))
+    'utf-16-le'
+    """
+    sample = data[:65536]
+    if len(data) % 2 or len(sample) < 8:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    half = len(sample) // 2
+    for encoding, nuls, others in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if nuls >= 0.3 * half and others <= 0.01 * half:
+            try:
+                decoded = data.decode(encoding)
+            except UnicodeDecodeError:
+                return None
+            return encoding if "\x00" not in decoded else None
+    return None
 
 
 def _normalise_newlines(text: str) -> str:
@@ -164,9 +198,11 @@ def _read_txt(data: bytes, path: str) -> Document:
 # --- markdown ----------------------------------------------------------------------------------
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_FRONT_TITLE = re.compile(r"^title:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
-_ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*")
-_ATX_CLOSE = re.compile(r"(?:^|[ \t]+)#+$")
+# Patterns over user text stay linear: no lazy group followed by an optional run of the same
+# characters (`(.*?)[ \t]*$` costs O(n^2) on a line of spaces); trailing spaces and a closing
+# `#` sequence are stripped in Python instead.
+_FRONT_TITLE = re.compile(r"^title:(.*)$", re.MULTILINE)
+_ATX = re.compile(r" {0,3}(#{1,6})(?=[ \t]|$)")
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 _SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*")
 _THEMATIC = re.compile(r" {0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,})")
@@ -192,7 +228,7 @@ def _front_matter_title(block: str) -> str | None:
     match = _FRONT_TITLE.search(block)
     if not match:
         return None
-    value = match.group(1)
+    value = match.group(1).strip(" \t")
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         value = value[1:-1]
     return value.strip() if value.strip() not in ("", ">", "|") else None
@@ -252,12 +288,15 @@ def _atx_heading(line: str, line_start: int) -> Heading | None:
     The heading starts at its first `#`, so a chunk or section that begins with the heading's
     line belongs to it. Returns None when the line is not an ATX heading.
     """
-    match = _ATX.fullmatch(line)
+    match = _ATX.match(line)
     if not match:
         return None
-    content = _ATX_CLOSE.sub("", match.group(2) or "")
+    content = line[match.end() :].strip(" \t")
+    without_close = content.rstrip("#")
+    if without_close != content and (not without_close or without_close[-1] in " \t"):
+        content = without_close  # a closing sequence: `## Setup ##`
     return Heading(
-        start=line_start + match.start(1), level=len(match.group(1)), text=content.rstrip()
+        start=line_start + match.start(1), level=len(match.group(1)), text=content.rstrip(" \t")
     )
 
 
@@ -290,7 +329,13 @@ _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGN
 def _read_html(data: bytes, path: str) -> Document:
     from selectolax.lexbor import LexborHTMLParser
 
-    tree = LexborHTMLParser(_decode_html(data, path))
+    html = _decode_html(data, path)
+    if (depth := html_depth(html)) > MAX_HTML_DEPTH:
+        raise UnreadableDocument(
+            path, f"HTML nested {depth} elements deep (the limit is {MAX_HTML_DEPTH}, as in "
+            "browsers); save the page again from a browser, or as text"
+        )  # fmt: skip
+    tree = LexborHTMLParser(html)
     title_node = tree.css_first("head > title")
     page_title = _WHITESPACE.sub(" ", title_node.text()).strip() if title_node else ""
     _drop_boilerplate(tree)
@@ -528,6 +573,11 @@ _HEADING_STYLE = re.compile(r"Heading ([1-9])")
 def _read_docx(data: bytes, path: str) -> Document:
     import docx
 
+    sizes = check_zip(data, path)
+    if "word/document.xml" in sizes and (n := docx_paragraphs(data)) > MAX_DOCX_PARAGRAPHS:
+        raise UnreadableDocument(
+            path, f"{n:,} paragraphs (the limit is {MAX_DOCX_PARAGRAPHS:,}); split the document"
+        )
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:
