@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from askdocs.decoding import BOMS, decode, normalise_newlines
 from askdocs.errors import UnreadableDocument
 from askdocs.limits import (
     MAX_DOCX_PARAGRAPHS,
@@ -118,66 +119,6 @@ def _stem(path: str) -> str:
     return Path(path).stem
 
 
-# --- text decoding -----------------------------------------------------------------------------
-
-# UTF-32 first: its little-endian BOM begins with the UTF-16 one.
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-
-
-def _decode(data: bytes, path: str) -> str:
-    """Decode UTF-8 (BOM optional) or BOM-marked UTF-16/32, and normalise newlines to "\\n"."""
-    bom, encoding = next(((b, e) for b, e in _BOMS if data.startswith(b)), (b"", "utf-8"))
-    if encoding == "utf-8" and b"\x00" in data:
-        encoding = _utf16_without_bom(data) or encoding
-    if encoding == "utf-8" and b"\x00" in data:
-        raise UnreadableDocument(path, "looks like a binary file, not text")
-    try:
-        text = data[len(bom) :].decode(encoding)
-    except UnicodeDecodeError as exc:
-        offset = exc.start + len(bom)
-        label = encoding.upper().removesuffix("-LE").removesuffix("-BE")
-        reason = f"not valid {label}: invalid byte 0x{data[offset]:02x} at offset {offset}"
-        raise UnreadableDocument(path, f"{reason}; convert it to UTF-8") from exc
-    if "\x00" in text:
-        raise UnreadableDocument(path, "looks like a binary file, not text")
-    return _normalise_newlines(text)
-
-
-def _utf16_without_bom(data: bytes) -> str | None:
-    """"utf-16-le" or "utf-16-be" for text saved without a byte order mark, else None.
-
-    Text in a Latin script has a NUL as the high byte of nearly every character, so NULs sit at
-    odd offsets (little-endian) or even ones (big-endian), almost never at the others; binary
-    files scatter them. The verdict stands only if the whole file then decodes.
-
-    >>> _utf16_without_bom("Hello, world".encode("utf-16-le"))
-    'utf-16-le'
-    """
-    sample = data[:65536]
-    if len(data) % 2 or len(sample) < 8:
-        return None
-    even, odd = sample[0::2].count(0), sample[1::2].count(0)
-    half = len(sample) // 2
-    for encoding, nuls, others in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
-        if nuls >= 0.3 * half and others <= 0.01 * half:
-            try:
-                decoded = data.decode(encoding)
-            except UnicodeDecodeError:
-                return None
-            return encoding if "\x00" not in decoded else None
-    return None
-
-
-def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
 def _first_line_title(text: str) -> str | None:
     """The first non-empty line, if short enough to be a title: `"\\n Intro \\nbody" -> "Intro"`."""
     for line in text.split("\n"):
@@ -191,7 +132,7 @@ def _first_line_title(text: str) -> str | None:
 
 
 def _read_txt(data: bytes, path: str) -> Document:
-    text = _decode(data, path)
+    text = decode(data, path)
     return Document(path=path, text=text, title=_first_line_title(text) or _stem(path), kind="txt")
 
 
@@ -211,7 +152,7 @@ _LIST_ITEM = re.compile(r" {0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
 
 def _read_md(data: bytes, path: str) -> Document:
     # The text stays exactly what the user wrote; only headings and the title are extracted.
-    text = _decode(data, path)
+    text = decode(data, path)
     front = _FRONT_MATTER.match(text)
     body_start = front.end() if front else 0
     headings = tuple(_markdown_headings(text, body_start))
@@ -352,7 +293,7 @@ def _read_html(data: bytes, path: str) -> Document:
 def _decode_html(data: bytes, path: str) -> str:
     """Honour a `<meta charset>` that is not UTF-8; a byte order mark still wins, as in browsers."""
     declared = _CHARSET.search(data[:4096])
-    if declared and not any(data.startswith(bom) for bom, _ in _BOMS):
+    if declared and not any(data.startswith(bom) for bom, _ in BOMS):
         try:
             encoding = codecs.lookup(declared.group(1).decode("ascii")).name
         except LookupError:
@@ -361,10 +302,10 @@ def _decode_html(data: bytes, path: str) -> str:
             encoding = "cp1252"  # what browsers use for these labels
         if not encoding.startswith(("utf-8", "utf-16", "utf-32")):
             try:
-                return _normalise_newlines(data.decode(encoding, errors="replace"))
+                return normalise_newlines(data.decode(encoding, errors="replace"))
             except LookupError:
                 pass  # a codec that is not a text encoding, such as "base64"
-    return _decode(data, path)
+    return decode(data, path)
 
 
 def _drop_boilerplate(tree: LexborHTMLParser) -> None:
@@ -543,7 +484,7 @@ def _pdf_page_text(pdf: PdfDocument, index: int) -> str:
             textpage.close()
     finally:
         page.close()
-    return _normalise_newlines(raw).replace("\x00", "").strip()
+    return normalise_newlines(raw).replace("\x00", "").strip()
 
 
 def _join_pages(texts: list[str]) -> tuple[str, tuple[Page, ...]]:
@@ -608,7 +549,7 @@ def _docx_blocks(document: DocxDocument) -> Iterator[tuple[str, int, bool]]:
             if text:
                 yield text, 0, False
             continue
-        text = _normalise_newlines(item.text).strip()
+        text = normalise_newlines(item.text).strip()
         if not text:
             continue
         style = names.get(item._p.style or "", "") or ""
