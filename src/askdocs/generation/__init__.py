@@ -7,6 +7,7 @@ the messages with the model's own chat template, so callers never format prompts
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -84,6 +85,18 @@ class Generator(Protocol):
 
 
 BACKENDS = ("llama", "openai")
+
+
+def take_turn(lock: threading.Lock, owner: int | None) -> None:
+    """Acquire `lock`, the one model's turn: wait while another thread streams, but refuse
+    the thread `owner` that holds an open stream, which would otherwise wait for itself."""
+    if not lock.acquire(blocking=False):
+        if owner == threading.get_ident():
+            raise RuntimeError(
+                "a previous stream on this model is still open in this thread; "
+                "exhaust or close it before starting another"
+            )
+        lock.acquire()
 
 
 def decoding_from(settings: GenerationSettings, **changes: Any) -> Decoding:

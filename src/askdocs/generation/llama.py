@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from askdocs.errors import ContextTooLong, MissingDependency, ModelLoadError
-from askdocs.generation import Decoding, Message, Usage
+from askdocs.generation import Decoding, Message, Usage, take_turn
 from askdocs.generation.runtime import INSTALL as INSTALL_HINT
 
 if TYPE_CHECKING:
@@ -292,13 +292,7 @@ class LlamaGenerator:
     @staticmethod
     def _enter(loaded: _Loaded) -> None:
         """One stream at a time per loaded model: they share its KV cache."""
-        if not loaded.lock.acquire(blocking=False):
-            if loaded.owner == threading.get_ident():
-                raise RuntimeError(
-                    "a previous stream on this model is still open in this thread; "
-                    "exhaust or close it before starting another"
-                )
-            loaded.lock.acquire()
+        take_turn(loaded.lock, loaded.owner)
         loaded.owner = threading.get_ident()
 
 

@@ -89,9 +89,9 @@ def cpu() -> Cpu:
     return Cpu(model, tuple(f for f in CPU_FLAGS if f in flags))
 
 
-def library() -> tuple[str, list[Path]]:
-    """llama-cpp-python's version with a fingerprint of its native files, and those files.
-    Found without importing it: a library built for another CPU must not run in this process.
+def library() -> str:
+    """llama-cpp-python's version with a fingerprint of its native files, found without
+    importing it: a library built for another CPU must not run in this process.
     Raises MissingDependency when it is not installed."""
     from importlib import metadata, util
 
@@ -107,7 +107,7 @@ def library() -> tuple[str, list[Path]]:
         stat = path.stat()
         digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     version = metadata.version("llama-cpp-python")
-    return f"llama-cpp-python {version} ({digest.hexdigest()[:12]})", files
+    return f"llama-cpp-python {version} ({digest.hexdigest()[:12]})"
 
 
 def _cache_file(cache_dir: Path, library_id: str, this: Cpu, model: Path) -> Path:
@@ -126,7 +126,7 @@ def check(
     model: Path, *, cache_dir: Path | None = None, fresh: bool = False, threads: int = 1
 ) -> RuntimeCheck:
     """The cached result for this library build, CPU and model, else a new self-test."""
-    library_id, _ = library()
+    library_id = library()
     this = cpu()
     cache = _cache_file(cache_dir or default_cache_dir(), library_id, this, model)
     if not fresh:

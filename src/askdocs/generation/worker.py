@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from askdocs.errors import RuntimeCrash
-from askdocs.generation import Decoding, Generator, Message, Usage
+from askdocs.generation import Decoding, Generator, Message, Usage, take_turn
 
 # Methods the parent may call on the child's generator besides `stream`; those past the
 # `Generator` protocol exist on `LlamaGenerator` (for measurements and tests).
@@ -214,13 +214,7 @@ class WorkerGenerator:
     # --- calls ------------------------------------------------------------------------
 
     def _enter(self) -> None:
-        if not self._lock.acquire(blocking=False):
-            if self._owner == threading.get_ident():
-                raise RuntimeError(
-                    "a previous stream on this model is still open in this thread; "
-                    "exhaust or close it before starting another"
-                )
-            self._lock.acquire()
+        take_turn(self._lock, self._owner)
 
     def _call(self, op: str, *args: Any) -> Any:
         self._enter()
