@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from askdocs.chunking import MIN_FILL, sentence_spans, split
+from askdocs.chunking import MIN_FILL, split
 from askdocs.models import load_tokenizer
+from askdocs.text import sentence_spans
 from askdocs.types import Chunk, Document, Heading, Page
 
 

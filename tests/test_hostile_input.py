@@ -19,11 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from askdocs.chunking import sentence_spans, split
+from askdocs.chunking import split
 from askdocs.errors import UnreadableDocument
 from askdocs.limits import MAX_DOCX_PARAGRAPHS, check_zip, html_depth
 from askdocs.models import load_tokenizer
 from askdocs.readers import read
+from askdocs.text import sentence_spans
 
 HANG = 60  # seconds; linear code needs well under one for each of these files
 

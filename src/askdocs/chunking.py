@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from askdocs.text import first_non_space, rstrip_end, sentence_breaks
 from askdocs.types import Chunk, Document, Page
 
 if TYPE_CHECKING:
@@ -41,29 +42,7 @@ _PIECE_CHARS = 4096
 # Whitespace the tokenizer's pre-tokenizer splits on, so cutting inside it changes no token.
 # (Python's \s also matches \f and \x1c-\x1f, which the BERT normaliser deletes, gluing words.)
 _PLAIN_SPACE = re.compile(r"[ \t\n\r]+")
-_NON_SPACE = re.compile(r"\S")
 _PARAGRAPH_BREAK = re.compile(r"(?:\n[^\S\n]*+\n|[\f\u2029])\s*+")
-
-_CLOSERS = "\"'\u201d\u2019)\\]\u00bb"
-# Every pattern run over user text must stay linear: a run of terminators is matched only from
-# its first character (the lookbehinds) and possessively (`++`, `*+`), so a run that is not
-# followed by a sentence start fails once, not once per character (60 KB of dots took 36 s).
-_SENTENCE_BREAK = re.compile(
-    rf"(?<![.!?…])(?P<stop>[.!?…]++)[{_CLOSERS}]*+\s++(?=\S)"  # Latin: stop, closers, space
-    "|(?<![\u3002\uff01\uff1f])[\u3002\uff01\uff1f]++"  # CJK: no space after
-    '[\u300d\u300f\uff09\u201d\u2019"]*+\\s*+(?=\\S)'
-    r"|\n[^\S\n]*+(?=(?:[-*+•]|\d{1,3}[.)]|\#{1,6})[^\S\n])"  # a list item or heading line
-)
-_OPENERS = "\"'\u201c\u2018([{\u00ab"
-_DOTTED = re.compile(r"(?:[^\W\d_]+\.)+[^\W\d_]+")  # e.g, i.e, U.S, Ph.D, a.m
-# A full stop after these never ends a sentence...
-_ALWAYS = """mr mrs ms mx dr prof sr jr st mt rev hon gen col capt lt sgt gov sen rep pres
-    cf vs viz al approx ca resp incl esp fig figs eq eqs ref refs tab dept univ"""
-# ...and after these it does not when a number follows ("No. 5", "p. 12", "Jan. 3").
-_BEFORE_NUMBERS = """no nos p pp vol vols ch chap sec sect art para ex ed v ver
-    jan feb mar apr jun jul aug sep sept oct nov dec"""
-ABBREVIATIONS = frozenset(_ALWAYS.split())
-NUMBER_ABBREVIATIONS = frozenset(_BEFORE_NUMBERS.split())
 
 
 def split(doc: Document, tokenizer: Tokenizer, *, size: int, overlap: int) -> list[Chunk]:
@@ -95,67 +74,14 @@ def split(doc: Document, tokenizer: Tokenizer, *, size: int, overlap: int) -> li
     return chunks
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """`(start, end)` of each sentence of `text`, stripped of surrounding whitespace.
-
-    >>> text = "Dr. Who paid 3.5 e.g. in cash. He left."
-    >>> [text[a:b] for a, b in sentence_spans(text)]
-    ['Dr. Who paid 3.5 e.g. in cash.', 'He left.']
-    """
-    first = _first_non_space(text, 0)
-    if first is None:
-        return []
-    starts = [first, *(p for p in _sentence_breaks(text) if p > first)]
-    ends = [*starts[1:], len(text)]
-    return [(a, _rstrip_end(text, a, b)) for a, b in zip(starts, ends, strict=True)]
-
-
-def _sentence_breaks(text: str) -> list[int]:
-    """Offsets where a new sentence starts (its first non-space character)."""
-    return [m.end() for m in _SENTENCE_BREAK.finditer(text) if _ends_sentence(text, m)]
-
-
-def _ends_sentence(text: str, match: re.Match[str]) -> bool:
-    """Whether a candidate break is real; only Latin full stops need a second look."""
-    stop = match.group("stop")
-    if stop is None:
-        return True
-    following = text[match.end()]
-    if following.islower():  # "e.g. apples", "approx. three", "Why? because"
-        return False
-    if stop != ".":
-        return True
-    before = text[max(0, match.start() - 40) : match.start()]
-    word = before.split()[-1].lstrip(_OPENERS) if before and not before[-1].isspace() else ""
-    lowered = word.lower()
-    if lowered in ABBREVIATIONS or _DOTTED.fullmatch(word):
-        return False
-    if lowered in NUMBER_ABBREVIATIONS and following.isdigit():
-        return False
-    if len(word) == 1 and word.isalpha():  # an initial: "J. R. R. Tolkien"
-        return False
-    line_start = before[: len(before) - len(word)].rstrip(" \t")
-    # "1. Introduction" at the start of a line numbers a list item or a section
-    return not (word.isdigit() and len(word) <= 3 and (not line_start or line_start[-1] == "\n"))
-
-
 def _paragraph_breaks(text: str, pages: Iterable[Page]) -> list[int]:
     """Offsets where a paragraph starts: after a blank line, a form feed, or at a page start."""
     breaks = [m.end() for m in _PARAGRAPH_BREAK.finditer(text) if m.end() < len(text)]
     for page in pages:
-        start = _first_non_space(text, page.start)
+        start = first_non_space(text, page.start)
         if start is not None:
             breaks.append(start)
     return breaks
-
-
-def _first_non_space(text: str, pos: int) -> int | None:
-    match = _NON_SPACE.search(text, pos)
-    return None if match is None else match.start()
-
-
-def _rstrip_end(text: str, start: int, end: int) -> int:
-    return start + len(text[start:end].rstrip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,14 +223,14 @@ class _Layout:
     def add_sentences(self, pages: Iterable[Page]) -> None:
         """Fill `atoms` with the document's sentences, windowing those longer than `size`."""
         text, tokens = self.text, self.tokens
-        level = dict.fromkeys(_sentence_breaks(text), False)
+        level = dict.fromkeys(sentence_breaks(text), False)
         level.update(dict.fromkeys(_paragraph_breaks(text, pages), True))
-        first = _first_non_space(text, 0)
+        first = first_non_space(text, 0)
         assert first is not None  # split() returns early on blank text
         breaks = np.array(sorted(p for p in level if p > first), dtype=np.int64)
         starts = [first, *breaks[tokens.safe(breaks)].tolist()]
         ends = [
-            _rstrip_end(text, a, b) for a, b in zip(starts, [*starts[1:], len(text)], strict=True)
+            rstrip_end(text, a, b) for a, b in zip(starts, [*starts[1:], len(text)], strict=True)
         ]
         ts = np.searchsorted(tokens.starts, starts).tolist()
         te = np.searchsorted(tokens.starts, ends).tolist()
@@ -336,7 +262,7 @@ def _windows(
     begin, cur, rank = start, ts, 2
     while True:
         cut, cut_rank = _next_cut(layout, cur, te)
-        stop = end if cut == te else _rstrip_end(layout.text, begin, int(starts[cut]))
+        stop = end if cut == te else rstrip_end(layout.text, begin, int(starts[cut]))
         if verify_all or min(rank, cut_rank) < 1:
             cut, stop = _shrink_to_fit(layout, begin, cur, cut, stop)
         windows.append((begin, stop, cur, cut))
@@ -394,7 +320,7 @@ def _shrink_to_fit(layout: _Layout, begin: int, cur: int, cut: int, stop: int) -
         if not candidates.size:
             raise _too_small(layout, cur)
         cut = cur + 1 + int(candidates[-1])
-        stop = _rstrip_end(layout.text, begin, int(starts[cut]))
+        stop = rstrip_end(layout.text, begin, int(starts[cut]))
     return cut, stop
 
 

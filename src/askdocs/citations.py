@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from askdocs.chunking import sentence_spans
-from askdocs.keyword import Analyzer
+from askdocs.text import Analyzer, sentence_spans
 from askdocs.types import SentenceSupport
 
 # Measured on 300 XQuAD-en questions, each giving 2 grounded sentences (question + gold answer,

@@ -381,17 +381,18 @@ def ask_command(
     mode: str | None, model: str | None, store: str | None, as_json: bool, **flags: Any,
 ) -> None:  # fmt: skip
     """Answer QUESTION from the store, citing the passages each sentence comes from."""
-    from askdocs.answer import K, stream_answer
+    from askdocs.answer import AskOptions, stream_answer
 
     json_schema = json.loads(Path(schema).read_text(encoding="utf-8")) if schema else None
     with (
         _open(store, **{"generation.model": model}) as kb,
         _generator(kb.settings, needed=not extractive) as generator,
     ):
-        events = stream_answer(
-            kb, generator, question, decoding=_decoding(kb.settings, flags), k=k or K,
+        options = AskOptions(
             mode=mode, strict=strict, extractive=extractive, json_schema=json_schema,
-        )  # fmt: skip
+            decoding=_decoding(kb.settings, flags),
+        ).but(**({"k": k} if k else {}))  # fmt: skip
+        events = stream_answer(kb, generator, question, options)
         answer, streamed = _stream_to_terminal(events, quiet=as_json or bool(schema))
     if as_json:
         _emit(dataclasses.asdict(answer))
@@ -411,16 +412,17 @@ def chat(
     extractive: bool, strict: bool, model: str | None, store: str | None, **flags: Any
 ) -> None:
     """Ask questions in turn; follow-ups may refer to earlier ones. /sources /reset /quit."""
+    from askdocs.answer import AskOptions
     from askdocs.conversation import Conversation
 
     with (
         _open(store, **{"generation.model": model}) as kb,
         _generator(kb.settings, needed=not extractive) as generator,
     ):
-        talk = Conversation(
-            kb, generator, decoding=_decoding(kb.settings, flags), strict=strict,
-            extractive=extractive,
-        )  # fmt: skip
+        options = AskOptions(
+            strict=strict, extractive=extractive, decoding=_decoding(kb.settings, flags)
+        )
+        talk = Conversation(kb, generator, options)
         for line in _lines_from_stdin():
             if line in ("/quit", "/exit"):
                 break

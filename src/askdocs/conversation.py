@@ -21,10 +21,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from askdocs.answer import Event, Final, stream_answer
+from askdocs.answer import AskOptions, Event, Final, stream_answer
+from askdocs.answer.options import options_of
 from askdocs.citations import strip_citations
 from askdocs.generation import Decoding, Generator, Message
-from askdocs.keyword import Analyzer
+from askdocs.text import Analyzer
 from askdocs.types import Answer
 
 if TYPE_CHECKING:
@@ -114,14 +115,15 @@ class Conversation:
         self,
         kb: KnowledgeBase,
         generator: Generator | None = None,
+        options: AskOptions | None = None,
         *,
         window: int = WINDOW,
-        **ask_options: Any,
+        **changes: Any,
     ) -> None:
         self.kb = kb
         self.generator = generator
         self.window = max(1, window)
-        self.ask_options = ask_options  # passed to `stream_answer`: decoding, k, strict, ...
+        self.options = options_of(options, changes)  # how each turn is answered
         self.turns: list[Turn] = []
         self.summary = ""
 
@@ -138,7 +140,7 @@ class Conversation:
         question = " ".join(question.split())
         if not self.turns or not needs_context(question):
             return question
-        if self.generator is None or self.ask_options.get("extractive"):
+        if self.generator is None or self.options.extractive:
             return fallback_rewrite(question, self.turns[-1].query)
         history = transcript(self.turns, self.summary)
         reply = self._complete(
@@ -153,7 +155,7 @@ class Conversation:
     def stream(self, question: str) -> Iterator[Event]:
         """`stream_answer` events for the standalone form of `question`; remembers the turn."""
         query = self.standalone(question)
-        for event in stream_answer(self.kb, self.generator, query, **self.ask_options):
+        for event in stream_answer(self.kb, self.generator, query, self.options):
             if isinstance(event, Final):
                 self._remember(Turn(question, query, event.answer))
             yield event

@@ -24,11 +24,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from askdocs.answer import ask
+from askdocs.answer import AskOptions, ask
 from askdocs.citations import strip_citations
 from askdocs.errors import ConfigError
 from askdocs.generation import Decoding, Generator
@@ -181,10 +180,10 @@ def evaluate_answers(
     squad = load_squad(path)
     kb.ingest_documents(squad.documents)
     questions = spread(squad.questions, limit)
-    options: dict[str, Any] = {"decoding": decoding, "extractive": extractive}
+    options = AskOptions(decoding=decoding, extractive=extractive)
     first: dict[str, Answer] = {}
     for i, q in enumerate(questions):
-        first[q.id] = ask(kb, generator, q.text, **options)
+        first[q.id] = ask(kb, generator, q.text, options)
         if progress:
             progress("present", i + 1, len(questions))
     refused = _refusal_round(kb, generator, squad, questions, options, progress)
@@ -205,7 +204,7 @@ def _refusal_round(
     generator: Generator | None,
     squad: SquadSet,
     questions: Sequence[Question],
-    options: dict[str, Any],
+    options: AskOptions,
     progress: Progress | None,
 ) -> dict[str, bool]:
     """Whether each question is refused once its whole article is out of the store."""
@@ -219,7 +218,7 @@ def _refusal_round(
         kb.store.remove([d.path for d in documents])  # exact paths, not files on disk
         try:
             for q in asked:
-                refused[q.id] = not ask(kb, generator, q.text, **options).answered
+                refused[q.id] = not ask(kb, generator, q.text, options).answered
                 done += 1
                 if progress:
                     progress("removed", done, len(questions))

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from askdocs.chunking import sentence_spans
 from askdocs.embeddings import Embedder
-from askdocs.keyword import Analyzer
+from askdocs.text import Analyzer, sentence_spans
 from askdocs.types import Hit
 
 SIMILARITY_WEIGHT = 0.7

@@ -26,16 +26,13 @@ index is rebuilt.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import re
 import struct
 import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -52,51 +49,9 @@ from askdocs._keyword_segments import (
     segment_arrays,
     segment_from_arrays,
 )
+from askdocs.text import Analyzer
+from askdocs.text import words as _words
 
-# The English stop words of Lucene's EnglishAnalyzer and Elasticsearch's `_english_`, the list
-# bm25s uses (bm25s.stopwords.STOPWORDS_EN). Short on purpose: idf already discounts common
-# words, and longer lists drop words that carry meaning in queries.
-ENGLISH_STOPWORDS: frozenset[str] = frozenset(
-    (
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "such",
-        "that",
-        "the",
-        "their",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "will",
-        "with",
-    )
-)
-
-_WORD = re.compile(r"\w+")
-_STOPWORD_LANGUAGES = frozenset({"english", "porter"})
-_ANALYZER_VERSION = "w1"  # bump when tokens() changes, so old index files are rejected
 _ENCODE_BATCH = 4096  # texts tokenised per step of add(): bounds the Python lists alive at once
 
 # File layout: a fixed prelude (magic, format version, header length, header crc32), a JSON
@@ -106,75 +61,6 @@ _MAGIC = b"ASKDOCS-KEYWORD\n"
 _FORMAT_VERSION = 1
 _PRELUDE = struct.Struct("<16sIQI")
 _ALIGN = 64
-
-
-@functools.cache
-def _stemmer(language: str):  # -> Stemmer.Stemmer; PyStemmer ships no type hints
-    import Stemmer
-
-    # No cache (size 0): PyStemmer's own cache thrashes on large vocabularies (2-4 us a word
-    # instead of 0.6), and indexing keeps its own word -> term map anyway.
-    return Stemmer.Stemmer(language, 0)
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-@dataclass(frozen=True, slots=True)
-class Analyzer:
-    """Turns text into index terms: lowercase, split on word characters, drop stop words, stem."""
-
-    language: str = "english"
-    stem: bool = True
-    stopwords: bool = True
-
-    def __post_init__(self) -> None:
-        if self.stopwords and self.language not in _STOPWORD_LANGUAGES:
-            raise ValueError(
-                f"built-in stop words exist only for English, not {self.language!r}; "
-                "pass stopwords=False"
-            )
-        if self.stem:
-            import Stemmer
-
-            if self.language not in Stemmer.algorithms():
-                raise ValueError(
-                    f"no Snowball stemmer for {self.language!r}; "
-                    f"choose one of {', '.join(sorted(Stemmer.algorithms()))}"
-                )
-
-    def tokens(self, text: str) -> list[str]:
-        """The terms of `text`, in order, repeats kept.
-
-        >>> Analyzer().tokens("The running dogs!")
-        ['run', 'dog']
-        >>> Analyzer(stem=False).tokens("Café au lait, 2 cups")
-        ['café', 'au', 'lait', '2', 'cups']
-        """
-        words = _words(text)
-        if self.stopwords:
-            words = [w for w in words if w not in ENGLISH_STOPWORDS]
-        if self.stem:
-            words = _stemmer(self.language).stemWords(words)
-        return words
-
-    def terms(self, words: Sequence[str]) -> list[str | None]:
-        """The term of each lowercase word as `tokens` gives it, None for a stop word.
-
-        >>> Analyzer().terms(["the", "running", "dogs"])
-        [None, 'run', 'dog']
-        """
-        stems = _stemmer(self.language).stemWords(words) if self.stem else list(words)
-        if not self.stopwords:
-            return stems
-        return [None if w in ENGLISH_STOPWORDS else s for w, s in zip(words, stems, strict=True)]
-
-    def id(self) -> str:
-        """A short description of the settings, e.g. "w1:english:stem:stop"."""
-        stem = "stem" if self.stem else "nostem"
-        stop = "stop" if self.stopwords else "nostop"
-        return f"{_ANALYZER_VERSION}:{self.language}:{stem}:{stop}"
 
 
 class KeywordIndex:

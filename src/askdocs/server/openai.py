@@ -34,7 +34,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
-from askdocs.answer import Final, Token
+from askdocs.answer import AskOptions, Final, Token
 from askdocs.conversation import fallback_rewrite, needs_context
 from askdocs.generation import Generator, decoding_from
 from askdocs.server import schemas
@@ -86,7 +86,8 @@ def params_of(state: ServerState, body: schemas.ChatIn) -> AskParams:
     if body.stop:
         changes["stop"] = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop)
     decoding = decoding_from(state.settings.generation, **changes)
-    return AskParams(question_of(body.messages), decoding, extractive=MODELS[body.model])
+    options = AskOptions(decoding=decoding, extractive=MODELS[body.model])
+    return AskParams(question_of(body.messages), options)
 
 
 def _extras(answer: Answer) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import anyio
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from askdocs.answer import K
+from askdocs.answer import AskOptions, K
 from askdocs.generation import Decoding, decoding_from
 from askdocs.retrieval import Filters
 from askdocs.server import schemas
@@ -93,11 +93,11 @@ def to_decoding(state: ServerState, given: schemas.DecodingIn | None) -> Decodin
     },
 )
 async def ask(body: schemas.AskIn, state: State, request: Request) -> Any:
-    params = AskParams(
-        question=body.question, decoding=to_decoding(state, body.decoding), k=body.k or K,
-        mode=body.mode, filters=to_filters(body.filters), strict=body.strict,
-        extractive=body.extractive,
+    options = AskOptions(
+        k=body.k or K, mode=body.mode, filters=to_filters(body.filters), strict=body.strict,
+        extractive=body.extractive, decoding=to_decoding(state, body.decoding),
     )  # fmt: skip
+    params = AskParams(body.question, options)
     if body.stream:
         generator = await load_generator(state, params)
         return EventStream(ask_sse(state, generator, params))

@@ -23,10 +23,9 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
-from askdocs.answer import Event, Final, K, Retrieved, Token, stream_answer
+from askdocs.answer import AskOptions, Event, Final, Retrieved, Token, stream_answer
 from askdocs.errors import AskdocsError
-from askdocs.generation import Decoding, Generator
-from askdocs.retrieval import Filters
+from askdocs.generation import Generator
 from askdocs.server.state import ServerState
 from askdocs.types import Answer
 
@@ -38,12 +37,7 @@ _DONE = object()
 @dataclass(frozen=True, slots=True)
 class AskParams:
     question: str
-    decoding: Decoding
-    k: int = K
-    mode: str | None = None
-    filters: Filters | None = None
-    strict: bool = False
-    extractive: bool = False
+    options: AskOptions
 
 
 class EventStream(StreamingResponse):
@@ -86,15 +80,12 @@ async def pump(items: Iterator[T]) -> AsyncIterator[T]:
 
 
 def _events(state: ServerState, generator: Generator | None, p: AskParams) -> Iterator[Event]:
-    return stream_answer(
-        state.kb, generator, p.question, decoding=p.decoding, k=p.k, mode=p.mode,
-        filters=p.filters, strict=p.strict, extractive=p.extractive,
-    )  # fmt: skip
+    return stream_answer(state.kb, generator, p.question, p.options)
 
 
 async def load_generator(state: ServerState, params: AskParams) -> Generator | None:
     """The model, loaded on first use (in a thread); None for an extractive answer."""
-    if params.extractive:
+    if params.options.extractive:
         return None
     return await anyio.to_thread.run_sync(state.model.get)
 

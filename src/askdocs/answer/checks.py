@@ -1,0 +1,211 @@
+"""Checks on a generated answer: refusal, citation support, and JSON against a schema.
+
+The model is never trusted to refuse or to cite (small local models do neither reliably), so:
+- weak retrieval evidence (`EVIDENCE_THRESHOLD`, see `extractive.py`) refuses before any
+  generation, which also saves the prompt's cost;
+- the model's refusal phrase, or an answer none of whose sentences is supported by a passage
+  (`citations.py`), also refuses. A refusal says so plainly and lists the closest passages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from askdocs import citations
+from askdocs.answer.packing import Packed, Shown, candidates, citation, sources
+from askdocs.errors import AskdocsError, ConfigError
+from askdocs.extractive import EmbeddingCache, Passage
+from askdocs.types import Answer, SentenceSupport
+
+NOT_IN_DOCUMENTS = "The documents do not contain the answer to this question."
+# Below this best question-sentence score (extractive.py) nothing retrieved is about the
+# question. Measured on 400 XQuAD-en questions, hybrid search, k=4, each asked with its article
+# in the store and with it removed (docs/benchmarks.md, "Grounded answers"): below 0.44
+# (the Youden-optimal cut) refuses 5.3% of the answerable and 97.5% of the unanswerable; 0.40
+# 3.3% / 92.3%; 0.38 2.3% / 90.3%; 0.34 1.0% / 82.5%. The gate keeps to ~2% of the 10%
+# false-refusal budget because the citation check refuses more after generation (7% of
+# answerable questions with Qwen 1.5B), and refuses unanswerable ones the gate let through.
+EVIDENCE_THRESHOLD = 0.38
+_REFUSAL_MARKERS = (
+    "do not contain the answer",
+    "don't contain the answer",
+    "does not contain the answer",
+    "not in the passages",
+    "not in the documents",
+    "passages do not",
+    "passages don't",
+    "i don't know",
+    "i do not know",
+    "cannot answer",
+    "can't answer",
+)
+
+
+def is_refusal(text: str) -> bool:
+    """Whether the model said it cannot answer (our phrase, or a small model's own words)."""
+    lowered = " ".join(text.lower().replace("\u2019", "'").split())
+    return any(marker in lowered for marker in _REFUSAL_MARKERS)
+
+
+def refusal(
+    question: str,
+    passages: Sequence[Passage],
+    reason: str,
+    *,
+    mode: str,
+    strength: float,
+    draft: str = "",
+    sentences: tuple[SentenceSupport, ...] = (),
+) -> Answer:
+    """A plain "not in the documents", with the closest passages (numbered) to look at."""
+    closest = [Shown(n, p, p.selected()) for n, p in enumerate(candidates(passages), 1)]
+    return Answer(
+        question=question,
+        text=NOT_IN_DOCUMENTS,
+        answered=False,
+        citations=(),
+        sentences=sentences,
+        passages=tuple(citation(s) for s in closest),
+        mode=mode,
+        draft=draft,
+        reason=reason,
+        evidence=strength,
+    )
+
+
+def checked(
+    question: str,
+    draft: str,
+    packed: Packed,
+    passages: Sequence[Passage],
+    cache: EmbeddingCache,
+    strength: float,
+    *,
+    strict: bool,
+) -> Answer:
+    """Check every sentence's citations; refuse, or keep (strict: only) what is supported."""
+    numbered = tuple(citation(s) for s in packed.shown)
+    parts = citations.split_answer(draft)
+    claims = [p.claim for p in parts]
+    checked = tuple(
+        citations.check(parts, cache.embed(claims), sources(packed.shown), question=question)
+    )
+    # A refusal sentence never counts as support, whatever it cites; a partial answer ("X [1].
+    # The passages do not say when.") keeps its supported part.
+    answered = any(s.supported and not is_refusal(s.text) for s in checked)
+    if not answered and is_refusal(draft):
+        reason = "the model found no answer in the passages"
+    elif not answered:
+        reason = "no sentence of the generated answer is supported by the passages"
+    else:
+        reason = ""
+    if reason:
+        return refusal(
+            question, passages, reason, mode="generative", strength=strength, draft=draft,
+            sentences=checked,
+        )  # fmt: skip
+    text = final_text(checked, set(sources(packed.shown)), strict=strict)
+    cited = {n for s in checked if (s.supported or not strict) for n in (s.added or s.cites)}
+    return Answer(
+        question=question,
+        text=text,
+        answered=True,
+        citations=tuple(c for c in numbered if c.number in cited),
+        sentences=checked,
+        passages=numbered,
+        mode="generative",
+        draft=draft,
+        evidence=strength,
+    )
+
+
+def final_text(checked: Sequence[SentenceSupport], valid: set[int], *, strict: bool) -> str:
+    """The answer as shown: citations the checker added replace the model's (which cited
+    nothing, or nothing that supports the sentence); strict mode drops unsupported sentences
+    and citations of passages that do not exist."""
+    out = []
+    for s in checked:
+        if strict and not s.supported:
+            continue
+        text = s.text
+        bad = list(s.cites) if s.added else [n for n in s.cites if n not in valid]
+        if bad and (strict or s.added):
+            text = citations.remove_markers(text, bad)
+        if s.added:
+            text = append_marker(text, s.added)
+        out.append(text)
+    return " ".join(out)
+
+
+def append_marker(text: str, numbers: Sequence[int]) -> str:
+    marker = f" [{', '.join(map(str, numbers))}]"
+    stripped = text.rstrip()
+    if stripped and stripped[-1] in ".!?":
+        return stripped[:-1] + marker + stripped[-1]
+    return stripped + marker
+
+
+def check_schema(schema: dict[str, Any]) -> None:
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ConfigError(f"invalid JSON schema: {exc.message}") from exc
+
+
+def structured(
+    question: str,
+    draft: str,
+    schema: dict[str, Any],
+    packed: Packed,
+    cache: EmbeddingCache,
+    strength: float,
+) -> Answer:
+    """Parse and validate the model's JSON; grammar-constrained decoding should make it valid,
+    but a truncated reply (max_tokens too low) is not."""
+    import jsonschema
+
+    try:
+        data = json.loads(draft)
+        jsonschema.validate(data, schema)
+    except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
+        message = exc.message if isinstance(exc, jsonschema.ValidationError) else str(exc)
+        raise AskdocsError(
+            f"the model's output is not valid against the schema ({message}); "
+            "if it was cut short, raise max_tokens"
+        ) from exc
+    numbered = tuple(citation(s) for s in packed.shown)
+    text = json.dumps(data, ensure_ascii=False)
+    checked = _check_values(text, data, packed, cache, question)
+    cited = {n for s in checked for n in s.added}
+    return Answer(
+        question=question,
+        text=text,
+        answered=True,
+        citations=tuple(c for c in numbered if c.number in cited),
+        sentences=checked,
+        passages=numbered,
+        mode="structured",
+        draft=draft,
+        evidence=strength,
+        data=data,
+    )
+
+
+def _check_values(
+    text: str, data: Any, packed: Packed, cache: EmbeddingCache, question: str
+) -> tuple[SentenceSupport, ...]:
+    """Each string value checked like an uncited sentence: the passage supporting it best is
+    its citation when the support reaches the threshold; otherwise it is flagged."""
+    parts = citations.value_sentences(text, data)
+    found = citations.check(
+        parts, cache.embed([p.text for p in parts]), sources(packed.shown), question=question,
+        attach_at=citations.SUPPORT_THRESHOLD,
+    )  # fmt: skip
+    return tuple(
+        replace(s, problems=() if s.supported else ("not supported by any passage",)) for s in found
+    )

@@ -1,0 +1,267 @@
+"""The prompt: which passages and sentences the model sees, numbered, within a token budget.
+
+Prompt tokens are the cost of a local model on a CPU, so few passages are shown, each reduced
+to the sentences that bear on the question (`extractive.Passage.selected`), and the rendered
+prompt is counted with the model's own tokenizer before generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from askdocs.citations import Source
+from askdocs.errors import ContextTooLong
+from askdocs.extractive import Passage
+from askdocs.generation import Generator, Message
+from askdocs.types import Citation
+
+REFUSAL = "The passages do not contain the answer."
+# How many passages are shown: on 400 XQuAD-en questions, 3 passages of at most 2 sentences
+# (2.7 sentences on average) hold the gold answer for 94.1% of questions; 3 sentences each raise
+# that to 95.2% for 21% more prompt, 1 sentence each drops it to 85.7%. The best sentence
+# overall holds it for 82.9% (an extractive answer's first sentence).
+MAX_PASSAGES = 3
+PASSAGE_MARGIN = 0.2  # a passage whose best sentence trails the top one by more is left out
+PASSAGE_BUDGET = 200  # prompt tokens the passages may take: prompt time is the cost on a CPU
+_TOKEN_SLACK = 2  # tokens two texts may gain when rendered next to each other
+
+# Small models answer in whole copied sentences, or with a bare "[1]", unless held to the form
+# the answer should take. The prompt asks for the shortest phrase and shows one worked example;
+# `answer_grammar` then constrains decoding to "<phrase> [n]". On 24 XQuAD questions with Qwen
+# 0.5B (greedy): one-sentence prompt F1 19.9; this prompt alone 20.8; with the grammar 34.0;
+# with the title after the passage instead of before it (the model copied "Title: ...") 38.3.
+SYSTEM_PROMPT = (
+    "You answer questions using only the numbered passages the user gives you.\n"
+    "Reply with the shortest phrase from the passages that answers the question (a name, "
+    "number, date or a few words, not a whole sentence), then the number of the passage it "
+    "comes from in square brackets.\n"
+    "Example. Passages: [1] The boiler holds two litres and heats in 90 seconds. "
+    "(from: Coffee maker) Question: How much water does the boiler hold? "
+    "Answer: two litres [1]\n"
+    f"If the passages do not contain the answer, reply exactly: {REFUSAL}"
+)
+ANSWER_CHARS = 120  # the longest phrase the grammar lets through
+# A full answer: a few sentences or steps, each cited. Passages are shown as runs of up to
+# `FULL_RUNS[0]` sentences from just before the best one, within `FULL_BUDGET` prompt tokens.
+FULL_PROMPT = (
+    "You answer questions using only the numbered passages the user gives you.\n"
+    "Answer in one to four short sentences, or as numbered steps when the question asks how "
+    "to do something. Give the facts the question asks for: the steps, the reason, the "
+    "comparison or the summary, in the passages' own words. End every sentence or step with "
+    "the number of the passage it comes from in square brackets, like [1].\n"
+    f"If the passages do not contain the answer, reply exactly: {REFUSAL}"
+)
+FULL_PASSAGES = 3
+FULL_RUNS = (7, 5, 3)
+FULL_BUDGET = 420
+FULL_PART_CHARS = 300  # the longest sentence or step the grammar lets through
+STRUCTURED_PROMPT = (
+    "You fill in a JSON object using only the numbered passages the user gives you. "
+    "Leave out or set to null what the passages do not say."
+)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Shown:
+    """A passage as numbered in the prompt: which of its sentences the model sees."""
+
+    number: int
+    passage: Passage
+    indices: tuple[int, ...]
+
+    @property
+    def text(self) -> str:
+        return _join(self.passage, self.indices)
+
+    def block(self) -> str:
+        # The title gives a sentence its topic (without it F1 fell from .45 to .39 on 10
+        # XQuAD questions). After the text, not before: as "Title: text" it was copied.
+        return f"[{self.number}] {self.text} (from: {self.passage.hit.title})"
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    messages: tuple[Message, ...]
+    shown: tuple[Shown, ...]
+    prompt_tokens: int
+
+
+def _join(passage: Passage, indices: Sequence[int]) -> str:
+    """Shown sentences in document order; " … " marks sentences left out between them."""
+    parts: list[str] = []
+    for n, i in enumerate(indices):
+        if n:
+            parts.append(" " if i == indices[n - 1] + 1 else " … ")
+        parts.append(passage.sentences[i].text)
+    return "".join(parts)
+
+
+def citation(shown: Shown) -> Citation:
+    hit, sentences = shown.passage.hit, shown.passage.sentences
+    spans = tuple((sentences[i].start, sentences[i].end) for i in shown.indices)
+    return Citation(
+        number=shown.number,
+        chunk_id=hit.chunk_id,
+        path=hit.path,
+        title=hit.title,
+        page=hit.page,
+        start=spans[0][0] if spans else hit.start,
+        end=spans[-1][1] if spans else hit.end,
+        text=shown.text,
+        score=shown.passage.best,
+        spans=spans,
+    )
+
+
+def user_prompt(question: str, shown: Sequence[Shown]) -> str:
+    blocks = "\n".join(s.block() for s in shown)
+    return f"Passages:\n{blocks}\n\nQuestion: {question}"
+
+
+def messages_for(
+    question: str, shown: Sequence[Shown], *, structured: bool = False, style: str = "short"
+) -> tuple[Message, ...]:
+    # The system prompt is fixed and first, so its KV prefix is reused from one question to
+    # the next; everything that varies comes after it.
+    system = STRUCTURED_PROMPT if structured else FULL_PROMPT if style == "full" else SYSTEM_PROMPT
+    return (Message("system", system), Message("user", user_prompt(question, shown)))
+
+
+def answer_grammar(passages: int) -> str:
+    """GBNF for a short answer: a phrase on one line, then one citation of a shown passage.
+
+    >>> print(answer_grammar(3))
+    root ::= phrase " [" [1-3] "]"
+    phrase ::= [^\\[\\]\\n]{2,120}
+    """
+    numbers = f"[1-{passages}]" if passages > 1 else '"1"'
+    return f'root ::= phrase " [" {numbers} "]"\nphrase ::= [^\\[\\]\\n]{{2,{ANSWER_CHARS}}}'
+
+
+def full_grammar(passages: int) -> str:
+    """GBNF for a full answer: the refusal, or one to six sentences or steps, each ending in
+    citations of shown passages.
+
+    >>> print(full_grammar(2).splitlines()[2])
+    answer ::= part (sep part){0,5}
+    """
+    numbers = f"[1-{passages}]" if passages > 1 else '"1"'
+    return "\n".join(
+        (
+            "root ::= refuse | answer",
+            f'refuse ::= "{REFUSAL}"',
+            "answer ::= part (sep part){0,5}",
+            'sep ::= " " | "\\n"',
+            f'part ::= [^\\[\\]\\n] [^\\[\\]\\n]{{3,{FULL_PART_CHARS}}} cite "."?',
+            f'cite ::= " [" {numbers} (", " {numbers})? "]"',
+        )
+    )
+
+
+def grammar_for(style: str, passages: int) -> str | None:
+    if not passages:
+        return None
+    return full_grammar(passages) if style == "full" else answer_grammar(passages)
+
+
+def candidates(passages: Sequence[Passage], limit: int = MAX_PASSAGES) -> list[Passage]:
+    """Passages worth showing, best first: few and close to the best one.
+
+    `passages` come in retrieval order. The first retrieved passage is always shown, ranked
+    by its best sentence like the others: the search ranks whole chunks, the sentence score
+    only the sentences that look like the question ("Descale the machine as described
+    above." beats the DESCALING section's steps), so dropping the search's best chunk lost
+    the answer.
+    """
+    ranked = sorted(passages, key=lambda p: -p.best)
+    if not ranked:
+        return []
+    top = ranked[0].best
+    keep = [p for p in ranked if p.best >= top - PASSAGE_MARGIN][:limit]
+    first = passages[0]
+    if first not in keep:
+        keep = [*keep[: limit - 1], first]
+    return keep
+
+
+def pack(
+    question: str,
+    passages: Sequence[Passage],
+    generator: Generator,
+    *,
+    max_tokens: int,
+    budget: int = PASSAGE_BUDGET,
+    structured: bool = False,
+    style: str = "short",
+) -> Packed:
+    """Number and pack the best passages into the prompt, best first.
+
+    The prompt never exceeds `context_length - max_tokens` (room is kept for the answer); the
+    passages take at most `budget` tokens. A passage that does not fit whole is tried with
+    its best sentence alone, then skipped. Raises ContextTooLong if even the question and the
+    instructions do not fit.
+    """
+    limit = generator.context_length - max_tokens
+    base = generator.prompt_tokens(messages_for(question, [], structured=structured, style=style))
+    if base > limit:
+        raise ContextTooLong(
+            f"the question and instructions take {base} tokens, but the "
+            f"{generator.context_length}-token context minus {max_tokens} tokens reserved "
+            f"for the answer leaves {limit}; shorten the question or lower max_tokens"
+        )
+    room = min(limit - base, budget)
+    shown: list[Shown] = []
+    limit_passages = FULL_PASSAGES if style == "full" else MAX_PASSAGES
+    for passage in candidates(passages, limit_passages):
+        for indices in _fallbacks(passage, style):
+            trial = Shown(len(shown) + 1, passage, indices)
+            cost = generator.count_tokens(trial.block()) + _TOKEN_SLACK
+            if cost <= room:
+                shown.append(trial)
+                room -= cost
+                break
+    return _verified(question, shown, generator, limit, structured, style)
+
+
+def _fallbacks(passage: Passage, style: str = "short") -> list[tuple[int, ...]]:
+    """Which sentences of a passage to show, then smaller choices if that does not fit."""
+    selected = passage.selected()
+    best = max(selected, key=lambda i: passage.sentences[i].score, default=None)
+    if best is None:
+        return [selected]
+    if style == "full":
+        # Steps, reasons and table rows follow the sentence that matches the question
+        # ("DESCALING ... Descale every month ... 1. Fill the reservoir ..."): show a run of
+        # sentences from just before the best one, then shorter runs.
+        n = len(passage.sentences)
+        start = max(0, best - 1)
+        runs = [tuple(range(start, min(n, start + size))) for size in FULL_RUNS]
+        return list(dict.fromkeys([*runs, selected, (best,)]))
+    return [selected] if len(selected) == 1 else [selected, (best,)]
+
+
+def _verified(
+    question: str,
+    shown: list[Shown],
+    generator: Generator,
+    limit: int,
+    structured: bool,
+    style: str,
+) -> Packed:
+    """Count the rendered prompt exactly; drop the last passage while it is over the limit."""
+    while True:
+        messages = messages_for(question, shown, structured=structured, style=style)
+        total = generator.prompt_tokens(messages)
+        if total <= limit or not shown:
+            return Packed(messages, tuple(shown), total)
+        shown = shown[:-1]
+
+
+def sources(shown: Sequence[Shown]) -> dict[int, Source]:
+    out = {}
+    for s in shown:
+        sentences = s.passage.sentences
+        spans = tuple((sentences[i].start, sentences[i].end) for i in s.indices)
+        out[s.number] = Source(s.number, s.text, s.passage.vectors[list(s.indices)], spans)
+    return out

@@ -1,0 +1,195 @@
+"""Orchestration: retrieve, score sentences, pack, generate, check, as a stream of events.
+
+`stream_answer` yields `Retrieved(passages)` once the prompt is packed, `Token(text)` per
+generated piece, and one `Final(answer)` last; `ask` is `stream_answer` drained.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from askdocs.answer.checks import (
+    EVIDENCE_THRESHOLD,
+    append_marker,
+    check_schema,
+    checked,
+    refusal,
+    structured,
+)
+from askdocs.answer.events import Clock, Event, Final, Retrieved, Token
+from askdocs.answer.options import AskOptions, options_of
+from askdocs.answer.packing import PASSAGE_BUDGET, Shown, answer_grammar, candidates, citation, pack
+from askdocs.extractive import EmbeddingCache, Passage, evidence, extract, score_passages
+from askdocs.generation import Decoding, Generator
+from askdocs.text import Analyzer
+from askdocs.types import Answer, SentenceSupport
+
+if TYPE_CHECKING:
+    from askdocs.embeddings import Embedder
+    from askdocs.kb import KnowledgeBase
+
+
+_caches: weakref.WeakKeyDictionary[Any, EmbeddingCache] = weakref.WeakKeyDictionary()
+
+
+def embedding_cache(embedder: Embedder) -> EmbeddingCache:
+    """One sentence-vector cache per embedder, alive as long as the embedder is."""
+    try:
+        return _caches.setdefault(embedder, EmbeddingCache(embedder))
+    except TypeError:  # an embedder that cannot be weakly referenced: no reuse
+        return EmbeddingCache(embedder)
+
+
+def ask(
+    kb: KnowledgeBase,
+    generator: Generator | None,
+    question: str,
+    options: AskOptions | None = None,
+    **changes: Any,
+) -> Answer:
+    """Answer `question` from the knowledge base: `stream_answer`, drained."""
+    for event in stream_answer(kb, generator, question, options, **changes):
+        if isinstance(event, Final):
+            return event.answer
+    raise AssertionError("stream_answer always ends with Final")  # pragma: no cover
+
+
+def stream_answer(
+    kb: KnowledgeBase,
+    generator: Generator | None,
+    question: str,
+    options: AskOptions | None = None,
+    **changes: Any,
+) -> Iterator[Event]:
+    """Retrieve, then answer extractively (no generator, or `extractive`) or with the model.
+
+    `options` says how (see `AskOptions`); keyword `changes` override single fields of it, so
+    `stream_answer(kb, model, q, k=8)` works as well.
+    """
+    o = options_of(options, changes)
+    question = " ".join(question.split())
+    decoding = o.decoding or Decoding()
+    if o.json_schema is not None:
+        check_schema(o.json_schema)
+    use_model = generator is not None and not o.extractive
+    if use_model:  # fail before the slow part when the question cannot fit at all
+        assert generator is not None
+        pack(
+            question, [], generator, max_tokens=decoding.max_tokens, structured=bool(o.json_schema)
+        )
+    clock = Clock()
+    hits = kb.search(question, k=o.k, mode=o.mode, filters=o.filters)
+    clock.lap("retrieve")
+    cache = embedding_cache(kb.embedder)
+    passages = score_passages(question, hits, cache, Analyzer())
+    clock.lap("select")
+    strength = round(evidence(passages), 4)
+    run_mode = "generative" if use_model else "extractive"
+    if o.json_schema is not None and use_model:
+        run_mode = "structured"
+    if strength < EVIDENCE_THRESHOLD:
+        reason = f"weak retrieval evidence ({strength:.2f} < {EVIDENCE_THRESHOLD})"
+        answer = refusal(question, passages, reason, mode=run_mode, strength=strength)
+        yield Final(replace(answer, timings=clock.total()))
+        return
+    if not use_model:
+        yield from _extractive(question, passages, clock, strength)
+        return
+    assert generator is not None
+    yield from _generative(question, passages, generator, cache, clock, strength, o, decoding)
+
+
+def _extractive(
+    question: str, passages: Sequence[Passage], clock: Clock, strength: float
+) -> Iterator[Event]:
+    shown = [Shown(n, p, p.selected()) for n, p in enumerate(candidates(passages), 1)]
+    numbered = [citation(s) for s in shown]
+    yield Retrieved(tuple(numbered))
+    picks = extract([(s.number, s.passage) for s in shown])
+    parts, sentences, offset = [], [], 0
+    for number, sentence in picks:
+        part = append_marker(sentence.text, (number,))
+        sentences.append(
+            SentenceSupport(
+                part,
+                offset,
+                offset + len(part),
+                (number,),
+                1.0,
+                True,
+                evidence=(number, sentence.start, sentence.end),
+            )
+        )
+        parts.append(part)
+        offset += len(part) + 1
+    cited = {n for n, _ in picks}
+    clock.lap("extract")
+    answer = Answer(
+        question=question,
+        text=" ".join(parts),
+        answered=True,
+        citations=tuple(c for c in numbered if c.number in cited),
+        sentences=tuple(sentences),
+        passages=tuple(numbered),
+        timings=clock.total(),
+        mode="extractive",
+        evidence=strength,
+    )
+    yield Final(answer)
+
+
+def _generative(
+    question: str,
+    passages: Sequence[Passage],
+    generator: Generator,
+    cache: EmbeddingCache,
+    clock: Clock,
+    strength: float,
+    o: AskOptions,
+    decoding: Decoding,
+) -> Iterator[Event]:
+    json_schema = o.json_schema
+    is_structured = json_schema is not None
+    budget = o.budget or PASSAGE_BUDGET
+    packed = pack(
+        question, passages, generator,
+        max_tokens=decoding.max_tokens, budget=budget, structured=is_structured,
+    )  # fmt: skip
+    clock.lap("pack")
+    numbered = tuple(citation(s) for s in packed.shown)
+    yield Retrieved(numbered)
+    pieces: list[str] = []
+    first_token = 0.0
+    grammar = None if is_structured or not packed.shown else answer_grammar(len(packed.shown))
+    for piece in generator.stream(
+        packed.messages, decoding, json_schema=json_schema, grammar=grammar
+    ):
+        if not pieces:
+            clock.lap("first_token")
+            first_token = clock.last  # seconds since the question came in
+        pieces.append(piece)
+        yield Token(piece)
+    clock.lap("generate")
+    draft = "".join(pieces)
+    usage = generator.last_usage
+    tokens = {
+        "prompt": usage.prompt_tokens or packed.prompt_tokens,
+        "completion": usage.completion_tokens,
+        "passages": len(packed.shown),
+        "context": generator.context_length,
+    }
+    if is_structured:
+        assert json_schema is not None
+        answer = structured(question, draft, json_schema, packed, cache, strength)
+    else:
+        answer = checked(question, draft, packed, passages, cache, strength, strict=o.strict)
+    clock.lap("check")
+    timings = {**clock.total(), "time_to_first_token": round(first_token, 4)}
+    if usage.seconds_to_first_token:
+        timings["model_first_token"] = round(usage.seconds_to_first_token, 4)
+    if usage.seconds and usage.completion_tokens:
+        timings["tokens_per_second"] = round(usage.completion_tokens / usage.seconds, 2)
+    yield Final(replace(answer, timings=timings, tokens=tokens))

@@ -1,0 +1,212 @@
+"""Text analysis shared by search and answering: index terms and sentence boundaries.
+
+`Analyzer` turns text into the terms the keyword index stores and the answer side compares
+(question coverage, citation checks); `sentence_spans` splits text into sentences with their
+character offsets, for chunk boundaries and for the sentences an answer shows and cites.
+
+    >>> Analyzer().tokens("The running dogs!")
+    ['run', 'dog']
+    >>> text = "Dr. Who paid 3.5 e.g. in cash. He left."
+    >>> [text[a:b] for a, b in sentence_spans(text)]
+    ['Dr. Who paid 3.5 e.g. in cash.', 'He left.']
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# The English stop words of Lucene's EnglishAnalyzer and Elasticsearch's `_english_`, the list
+# bm25s uses (bm25s.stopwords.STOPWORDS_EN). Short on purpose: idf already discounts common
+# words, and longer lists drop words that carry meaning in queries.
+ENGLISH_STOPWORDS: frozenset[str] = frozenset(
+    (
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    )
+)
+
+_WORD = re.compile(r"\w+")
+_STOPWORD_LANGUAGES = frozenset({"english", "porter"})
+_ANALYZER_VERSION = "w1"  # bump when tokens() changes, so old index files are rejected
+
+
+@functools.cache
+def _stemmer(language: str):  # -> Stemmer.Stemmer; PyStemmer ships no type hints
+    import Stemmer
+
+    # No cache (size 0): PyStemmer's own cache thrashes on large vocabularies (2-4 us a word
+    # instead of 0.6), and indexing keeps its own word -> term map anyway.
+    return Stemmer.Stemmer(language, 0)
+
+
+def words(text: str) -> list[str]:
+    """Lowercase word-character runs of `text`, the units `Analyzer` turns into terms."""
+    return _WORD.findall(text.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Analyzer:
+    """Turns text into index terms: lowercase, split on word characters, drop stop words, stem."""
+
+    language: str = "english"
+    stem: bool = True
+    stopwords: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stopwords and self.language not in _STOPWORD_LANGUAGES:
+            raise ValueError(
+                f"built-in stop words exist only for English, not {self.language!r}; "
+                "pass stopwords=False"
+            )
+        if self.stem:
+            import Stemmer
+
+            if self.language not in Stemmer.algorithms():
+                raise ValueError(
+                    f"no Snowball stemmer for {self.language!r}; "
+                    f"choose one of {', '.join(sorted(Stemmer.algorithms()))}"
+                )
+
+    def tokens(self, text: str) -> list[str]:
+        """The terms of `text`, in order, repeats kept.
+
+        >>> Analyzer().tokens("The running dogs!")
+        ['run', 'dog']
+        >>> Analyzer(stem=False).tokens("Café au lait, 2 cups")
+        ['café', 'au', 'lait', '2', 'cups']
+        """
+        found = words(text)
+        if self.stopwords:
+            found = [w for w in found if w not in ENGLISH_STOPWORDS]
+        if self.stem:
+            found = _stemmer(self.language).stemWords(found)
+        return found
+
+    def terms(self, words: Sequence[str]) -> list[str | None]:
+        """The term of each lowercase word as `tokens` gives it, None for a stop word.
+
+        >>> Analyzer().terms(["the", "running", "dogs"])
+        [None, 'run', 'dog']
+        """
+        stems = _stemmer(self.language).stemWords(words) if self.stem else list(words)
+        if not self.stopwords:
+            return stems
+        return [None if w in ENGLISH_STOPWORDS else s for w, s in zip(words, stems, strict=True)]
+
+    def id(self) -> str:
+        """A short description of the settings, e.g. "w1:english:stem:stop"."""
+        stem = "stem" if self.stem else "nostem"
+        stop = "stop" if self.stopwords else "nostop"
+        return f"{_ANALYZER_VERSION}:{self.language}:{stem}:{stop}"
+
+
+# --- sentences -----------------------------------------------------------------------------
+
+_CLOSERS = "\"'\u201d\u2019)\\]\u00bb"
+# Every pattern run over user text must stay linear: a run of terminators is matched only from
+# its first character (the lookbehinds) and possessively (`++`, `*+`), so a run that is not
+# followed by a sentence start fails once, not once per character (60 KB of dots took 36 s).
+_SENTENCE_BREAK = re.compile(
+    rf"(?<![.!?…])(?P<stop>[.!?…]++)[{_CLOSERS}]*+\s++(?=\S)"  # Latin: stop, closers, space
+    "|(?<![\u3002\uff01\uff1f])[\u3002\uff01\uff1f]++"  # CJK: no space after
+    '[\u300d\u300f\uff09\u201d\u2019"]*+\\s*+(?=\\S)'
+    r"|\n[^\S\n]*+(?=(?:[-*+•]|\d{1,3}[.)]|\#{1,6})[^\S\n])"  # a list item or heading line
+)
+_NON_SPACE = re.compile(r"\S")
+_OPENERS = "\"'\u201c\u2018([{\u00ab"
+_DOTTED = re.compile(r"(?:[^\W\d_]+\.)+[^\W\d_]+")  # e.g, i.e, U.S, Ph.D, a.m
+# A full stop after these never ends a sentence...
+_ALWAYS = """mr mrs ms mx dr prof sr jr st mt rev hon gen col capt lt sgt gov sen rep pres
+    cf vs viz al approx ca resp incl esp fig figs eq eqs ref refs tab dept univ"""
+# ...and after these it does not when a number follows ("No. 5", "p. 12", "Jan. 3").
+_BEFORE_NUMBERS = """no nos p pp vol vols ch chap sec sect art para ex ed v ver
+    jan feb mar apr jun jul aug sep sept oct nov dec"""
+ABBREVIATIONS = frozenset(_ALWAYS.split())
+NUMBER_ABBREVIATIONS = frozenset(_BEFORE_NUMBERS.split())
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """`(start, end)` of each sentence of `text`, stripped of surrounding whitespace.
+
+    >>> text = "Dr. Who paid 3.5 e.g. in cash. He left."
+    >>> [text[a:b] for a, b in sentence_spans(text)]
+    ['Dr. Who paid 3.5 e.g. in cash.', 'He left.']
+    """
+    first = first_non_space(text, 0)
+    if first is None:
+        return []
+    starts = [first, *(p for p in sentence_breaks(text) if p > first)]
+    ends = [*starts[1:], len(text)]
+    return [(a, rstrip_end(text, a, b)) for a, b in zip(starts, ends, strict=True)]
+
+
+def sentence_breaks(text: str) -> list[int]:
+    """Offsets where a new sentence starts (its first non-space character)."""
+    return [m.end() for m in _SENTENCE_BREAK.finditer(text) if _ends_sentence(text, m)]
+
+
+def _ends_sentence(text: str, match: re.Match[str]) -> bool:
+    """Whether a candidate break is real; only Latin full stops need a second look."""
+    stop = match.group("stop")
+    if stop is None:
+        return True
+    following = text[match.end()]
+    if following.islower():  # "e.g. apples", "approx. three", "Why? because"
+        return False
+    if stop != ".":
+        return True
+    before = text[max(0, match.start() - 40) : match.start()]
+    word = before.split()[-1].lstrip(_OPENERS) if before and not before[-1].isspace() else ""
+    lowered = word.lower()
+    if lowered in ABBREVIATIONS or _DOTTED.fullmatch(word):
+        return False
+    if lowered in NUMBER_ABBREVIATIONS and following.isdigit():
+        return False
+    if len(word) == 1 and word.isalpha():  # an initial: "J. R. R. Tolkien"
+        return False
+    line_start = before[: len(before) - len(word)].rstrip(" \t")
+    # "1. Introduction" at the start of a line numbers a list item or a section
+    return not (word.isdigit() and len(word) <= 3 and (not line_start or line_start[-1] == "\n"))
+
+
+def first_non_space(text: str, pos: int) -> int | None:
+    match = _NON_SPACE.search(text, pos)
+    return None if match is None else match.start()
+
+
+def rstrip_end(text: str, start: int, end: int) -> int:
+    return start + len(text[start:end].rstrip())
