@@ -28,6 +28,8 @@ from askdocs.answer import (
     pack,
     stream_answer,
 )
+from askdocs.answer.checks import QUOTE_EVIDENCE
+from askdocs.answer.packing import full_grammar
 from askdocs.cli import main
 from askdocs.conversation import REWRITE_PROMPT, Conversation, needs_context
 from askdocs.errors import AskdocsError, ConfigError, ContextTooLong
@@ -110,14 +112,29 @@ def test_weak_evidence_refuses_without_calling_the_model(kb: KnowledgeBase) -> N
     assert generator.calls == []
 
 
-def test_the_models_refusal_is_a_refusal(kb: KnowledgeBase) -> None:
+@pytest.fixture
+def no_quoting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse whatever the evidence: the quoting fallback is tested on its own."""
+    monkeypatch.setattr("askdocs.answer.pipeline.QUOTE_EVIDENCE", 1.01)
+
+
+def test_the_models_refusal_is_a_refusal(kb: KnowledgeBase, no_quoting: None) -> None:
     answer = ask(kb, FakeGenerator([REFUSAL]), ESPRESSO_Q)
     assert not answer.answered and answer.draft == REFUSAL
     assert answer.reason == "the model found no answer in the passages"
     assert answer.passages[0].path.endswith("espresso.txt")
 
 
-def test_an_answer_no_passage_supports_is_refused(kb: KnowledgeBase) -> None:
+def test_a_refusal_against_strong_evidence_quotes_the_passages(kb: KnowledgeBase) -> None:
+    answer = ask(kb, FakeGenerator([REFUSAL]), ESPRESSO_Q)
+    assert answer.evidence >= QUOTE_EVIDENCE
+    assert answer.answered and answer.mode == "extractive" and answer.draft == REFUSAL
+    assert "quoting the passages" in answer.note
+    assert answer.citations and all(s.supported for s in answer.sentences)
+    assert "citric acid" in answer.text.lower()
+
+
+def test_an_answer_no_passage_supports_is_refused(kb: KnowledgeBase, no_quoting: None) -> None:
     answer = ask(kb, FakeGenerator([INVENTED]), ESPRESSO_Q)
     assert not answer.answered
     assert "no sentence" in answer.reason
@@ -332,10 +349,15 @@ def test_generated_answers_are_held_to_a_cited_phrase(kb: KnowledgeBase) -> None
     from llama_cpp import LlamaGrammar
 
     generator = FakeGenerator(["Run citric acid through the machine [1]."])
-    answer = ask(kb, generator, "How do I descale the coffee maker?")
+    answer = ask(kb, generator, "How do I descale the coffee maker?", style="short")
     (grammar,) = generator.grammars
     assert grammar == answer_grammar(len(answer.passages))
     LlamaGrammar.from_string(grammar, verbose=False)  # llama.cpp parses it
+    full = FakeGenerator(["Run citric acid through the machine [1]. Rinse it twice [1]."])
+    answer = ask(kb, full, "How do I descale the coffee maker?", style="full")
+    (grammar,) = full.grammars
+    assert grammar == full_grammar(len(answer.passages))
+    LlamaGrammar.from_string(grammar, verbose=False)
     structured = FakeGenerator(['{"steps": "citric acid"}'])
     schema = {"type": "object", "properties": {"steps": {"type": "string"}}}
     ask(kb, structured, "How do I descale the coffee maker?", json_schema=schema)

@@ -118,7 +118,9 @@ def test_ask_streams_passages_tokens_then_one_final(llm_server: tuple[str, FastA
     assert set(names[1:-1]) <= {"token"}
     final = events[-1][1]
     assert final["draft"] == "".join(data["text"] for name, data in events if name == "token")
-    assert final["mode"] == "generative" and "queue" in final["timings"]
+    # The model ran (a weak model's unsupported answer may then be replaced by quotes)
+    assert final["draft"] and "queue" in final["timings"]
+    assert final["mode"] == "generative" or "quoting the passages" in final["note"]
     assert events[0][1]["passages"] == final["passages"]
 
 
@@ -126,7 +128,8 @@ def test_ask_json_with_the_model(llm_server: tuple[str, FastAPI]) -> None:
     url, app = llm_server
     body = {"question": TIDES_Q, "decoding": {"max_tokens": 24, "temperature": 0}}
     answer = httpx.post(f"{url}/ask", json=body, headers=AUTH, timeout=60).json()
-    assert answer["mode"] == "generative" and answer["passages"]
+    assert answer["draft"] and answer["passages"]
+    assert answer["mode"] == "generative" or "quoting the passages" in answer["note"]
     assert httpx.get(f"{url}/health").json()["generator"] == "ready"
     assert not app.state.askdocs.model.lock.locked()
 

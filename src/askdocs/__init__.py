@@ -4,6 +4,7 @@ from askdocs import KnowledgeBase, config
 with KnowledgeBase.open(config.load({"store": "./kb"})) as kb:
     kb.ingest(["~/notes"])
     hits = kb.search("how do I descale the coffee maker")
+    answer = kb.ask("How do I descale the coffee maker?")
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from askdocs import config
 from askdocs.errors import AskdocsError
 
 if TYPE_CHECKING:
+    from askdocs.answer import AskOptions
     from askdocs.kb import KnowledgeBase
     from askdocs.retrieval import Filters
 
-__all__ = ["AskdocsError", "Filters", "KnowledgeBase", "config"]
+__all__ = ["AskOptions", "AskdocsError", "Filters", "KnowledgeBase", "config"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +28,10 @@ def __getattr__(name: str) -> Any:
         from askdocs.kb import KnowledgeBase
 
         return KnowledgeBase
+    if name == "AskOptions":
+        from askdocs.answer import AskOptions
+
+        return AskOptions
     if name == "Filters":
         from askdocs.retrieval import Filters
 

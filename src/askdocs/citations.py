@@ -59,6 +59,11 @@ _MARKER = re.compile(
 )
 _LEADING_MARKERS = re.compile(r"(?:\s*\[\s*(?:passages?\s*)?\d[^\]]*\])+[.!?]?\s*", re.IGNORECASE)
 _MAX_RANGE = 20  # "[1-99]" is not a real citation of 99 passages
+_NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve thirteen"
+_NUMBERS += " fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+# keyed by the stemmed term, as `Analyzer.tokens` gives it ("twelve" -> "twelv")
+_NUMBER_WORDS = {Analyzer().tokens(w)[0]: str(n) for n, w in enumerate(_NUMBERS.split())}
+_BARE_REPLIES = frozenset(("yes", "no"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +192,34 @@ def lexical_support(
     0.75
     """
     analyzer = analyzer or Analyzer()
-    terms = set(analyzer.tokens(claim))
+    terms = _numbers_as_digits(analyzer.tokens(claim))
     if not terms:
         return 0.0
-    present = set(analyzer.tokens(passage))
-    asked = set(analyzer.tokens(question))
+    present = _numbers_as_digits(analyzer.tokens(passage))
+    asked = _numbers_as_digits(analyzer.tokens(question))
     weights = {t: QUESTION_TERM_WEIGHT if t in asked else 1.0 for t in terms}
     return sum(w for t, w in weights.items() if t in present) / sum(weights.values())
+
+
+def _numbers_as_digits(terms: Sequence[str]) -> set[str]:
+    """Terms with the number words one to twenty as digits: "1 tablespoon" is "one
+    tablespoon"."""
+    return {_NUMBER_WORDS.get(t, t) for t in terms}
+
+
+def with_question(claim: str, question: str) -> str:
+    """The claim to check for a bare reply: "Yes [2]" to "Is the spider plant safe for
+    cats?" asserts what the question asks, so the question's terms are what [2] must hold.
+
+    >>> with_question("Yes", "Is it safe for cats?")
+    'Yes: Is it safe for cats?'
+    >>> with_question("Lake Toma", "Where does the Rhine rise?")
+    'Lake Toma'
+    """
+    words = claim.lower().strip(" .!").replace(",", " ").split()
+    if question and words and words[0] in _BARE_REPLIES and len(words) <= 2:
+        return f"{claim.rstrip(' .!')}: {question}"
+    return claim
 
 
 def combine(lexical: float, cosine: float) -> float:
@@ -269,7 +295,7 @@ def _check_one(
     analyzer: Analyzer,
     attach_at: float,
 ) -> SentenceSupport:
-    claim = sentence.claim
+    claim = with_question(sentence.claim, question)
     problems = [f"cites [{n}], which does not exist" for n in sentence.cites if n not in sources]
     valid = [n for n in sentence.cites if n in sources]
     added: tuple[int, ...] = ()

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from askdocs import config, evaluate
+from askdocs.answer.styles import STYLES
 from askdocs.errors import AskdocsError
 from askdocs.ingest import IngestReport, Progress
 from askdocs.kb import KnowledgeBase
@@ -343,11 +344,16 @@ def _stream_to_terminal(events: Iterator[Any], quiet: bool) -> Any:
 
 def _print_answer(answer: Any, streamed: bool) -> None:
     if not answer.answered:
+        if streamed and answer.draft:
+            click.secho("The answer above is withdrawn: the check found it unsupported.",
+                        fg="yellow")  # fmt: skip
         click.secho(answer.text, bold=True)
         click.echo(f"({answer.reason})")
         click.secho("Closest passages:", bold=True)
         _print_passages(answer.passages)
         return
+    if answer.note:
+        click.secho(f"({answer.note})", fg="yellow")
     if not streamed or answer.text != answer.draft:
         click.secho(("Checked answer: " if streamed else "") + answer.text, bold=True)
     click.secho("Sources:", bold=True)
@@ -365,8 +371,18 @@ def _print_passages(passages: Any) -> None:
         click.echo("    " + " ".join(c.text.split())[:300])
 
 
+style_option = click.option(
+    "--style",
+    type=click.Choice(STYLES),
+    default="auto",
+    show_default=True,
+    help="short: a phrase and its citation; full: cited sentences or steps; auto: by question.",
+)
+
+
 @main.command(name="ask")
 @click.argument("question")
+@style_option
 @click.option("--extractive", is_flag=True, help="No LLM: quote the best-supported sentences.")
 @click.option("--strict", is_flag=True, help="Drop unsupported sentences and bad citations.")
 @click.option("--schema", type=click.Path(exists=True, dir_okay=False), help="JSON schema file.")
@@ -377,7 +393,7 @@ def _print_passages(passages: Any) -> None:
 @store_option
 @json_option
 def ask_command(
-    question: str, extractive: bool, strict: bool, schema: str | None, k: int | None,
+    question: str, style: str, extractive: bool, strict: bool, schema: str | None, k: int | None,
     mode: str | None, model: str | None, store: str | None, as_json: bool, **flags: Any,
 ) -> None:  # fmt: skip
     """Answer QUESTION from the store, citing the passages each sentence comes from."""
@@ -389,8 +405,8 @@ def ask_command(
         _generator(kb.settings, needed=not extractive) as generator,
     ):
         options = AskOptions(
-            mode=mode, strict=strict, extractive=extractive, json_schema=json_schema,
-            decoding=_decoding(kb.settings, flags),
+            style=style, mode=mode, strict=strict, extractive=extractive,
+            json_schema=json_schema, decoding=_decoding(kb.settings, flags),
         ).but(**({"k": k} if k else {}))  # fmt: skip
         events = stream_answer(kb, generator, question, options)
         answer, streamed = _stream_to_terminal(events, quiet=as_json or bool(schema))
@@ -403,14 +419,16 @@ def ask_command(
 
 
 @main.command()
+@style_option
 @click.option("--extractive", is_flag=True, help="No LLM: quote the best-supported sentences.")
 @click.option("--strict", is_flag=True, help="Drop unsupported sentences and bad citations.")
 @model_option
 @decoding_options
 @store_option
 def chat(
-    extractive: bool, strict: bool, model: str | None, store: str | None, **flags: Any
-) -> None:
+    style: str, extractive: bool, strict: bool, model: str | None, store: str | None,
+    **flags: Any,
+) -> None:  # fmt: skip
     """Ask questions in turn; follow-ups may refer to earlier ones. /sources /reset /quit."""
     from askdocs.answer import AskOptions
     from askdocs.conversation import Conversation
@@ -420,8 +438,9 @@ def chat(
         _generator(kb.settings, needed=not extractive) as generator,
     ):
         options = AskOptions(
-            strict=strict, extractive=extractive, decoding=_decoding(kb.settings, flags)
-        )
+            style=style, strict=strict, extractive=extractive,
+            decoding=_decoding(kb.settings, flags),
+        )  # fmt: skip
         talk = Conversation(kb, generator, options)
         for line in _lines_from_stdin():
             if line in ("/quit", "/exit"):

@@ -5,24 +5,36 @@
         for hit in kb.search("how do I descale the machine", k=5):
             print(hit.path, hit.page, hit.text[:80])
 
-The embedder is loaded on first use (status and removal need no model) and kept for the life
-of the object; open one KnowledgeBase per process and reuse it.
+Questions are answered with `ask` (the checked answer) or `stream_ask` (events as they come):
+
+    with KnowledgeBase.open(config.load({"store": "./kb"})) as kb:
+        answer = kb.ask("How do I descale the coffee maker?", style="full")
+        print(answer.text)                      # "1. Fill the reservoir with ... [1] ..."
+        for c in answer.citations:
+            print(c.number, c.title, c.page, c.text)
+
+The embedder and the language model are loaded on first use (status and removal need neither)
+and kept for the life of the object; open one KnowledgeBase per process and reuse it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from askdocs import ingest as ingesting
+from askdocs.answer.events import Event
+from askdocs.answer.options import AskOptions, options_of
 from askdocs.config import Settings
 from askdocs.embeddings import Embedder, MiniLMEmbedder, embedder_id, load_embedder
 from askdocs.errors import ConfigError
+from askdocs.generation import Generator
 from askdocs.retrieval import Filters, retrieve
 from askdocs.store import Store, StoreStatus
 from askdocs.store.sqlite import SqliteStore, recorded_embedder
-from askdocs.types import Document, Hit
+from askdocs.types import Answer, Document, Hit
 
 EMBEDDERS: dict[str, int] = {"minilm": MiniLMEmbedder.dim}  # name -> dimension
 
@@ -50,10 +62,18 @@ def _keep_store_encoder(settings: Settings) -> Settings:
 
 
 class KnowledgeBase:
-    def __init__(self, settings: Settings, store: Store, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self._embedder = embedder
+        self._generator = generator
+        self._owns_generator = False
 
     @classmethod
     def open(
@@ -79,8 +99,43 @@ class KnowledgeBase:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def generator(self) -> Generator:
+        """The configured language model (`settings.generation`), loaded on first use."""
+        if self._generator is None:
+            from askdocs.config import api_key
+            from askdocs.generation import open_generator
+
+            generation = self.settings.generation
+            self._generator = open_generator(generation, api_key(generation))
+            self._owns_generator = True
+        return self._generator
+
     def close(self) -> None:
+        if self._owns_generator and self._generator is not None:
+            self._generator.close()
+            self._generator = None
         self.store.close()
+
+    def ask(self, question: str, options: AskOptions | None = None, **changes: Any) -> Answer:
+        """Answer `question` from the documents, every sentence checked against its citations.
+
+        `options` (or keyword changes: `style="full"`, `k=6`, `extractive=True`, ...) say how;
+        see `askdocs.answer.AskOptions`. An extractive answer loads no language model.
+        """
+        from askdocs.answer import ask
+
+        o = options_of(options, changes)
+        return ask(self, None if o.extractive else self.generator, question, o)
+
+    def stream_ask(
+        self, question: str, options: AskOptions | None = None, **changes: Any
+    ) -> Iterator[Event]:
+        """`ask` as events: `Retrieved(passages)`, `Token(text)` pieces, then `Final(answer)`."""
+        from askdocs.answer import stream_answer
+
+        o = options_of(options, changes)
+        return stream_answer(self, None if o.extractive else self.generator, question, o)
 
     def ingest(
         self,

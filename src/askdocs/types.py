@@ -118,7 +118,9 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
     mode: str = "generative"  # or "extractive", "structured"
+    style: str = "short"  # or "full": the form the answer was asked to take
     draft: str = ""  # the model's text before checking (empty in extractive mode)
     reason: str = ""  # why the answer was refused, when `answered` is False
     evidence: float = 0.0  # retrieval evidence: best question-sentence score, see extractive.py
     data: Any = None  # the parsed JSON value in structured mode
+    note: str = ""  # what the reader should know: e.g. the model's answer was replaced by quotes

@@ -29,6 +29,12 @@ NOT_IN_DOCUMENTS = "The documents do not contain the answer to this question."
 # false-refusal budget because the citation check refuses more after generation (7% of
 # answerable questions with Qwen 1.5B), and refuses unanswerable ones the gate let through.
 EVIDENCE_THRESHOLD = 0.38
+# When the model refuses, or none of its sentences is supported, but a retrieved sentence
+# matches the question this well, the answer quotes the best sentences instead of refusing:
+# the documents hold the answer and the model missed it ("How long does lentil soup keep in
+# the fridge, and can I freeze it?" -> "keep it covered in the fridge for up to 4 days ...").
+# Well above EVIDENCE_THRESHOLD so that questions the documents do not answer stay refused.
+QUOTE_EVIDENCE = 0.6
 _REFUSAL_MARKERS = (
     "do not contain the answer",
     "don't contain the answer",
@@ -89,7 +95,7 @@ def checked(
     """Check every sentence's citations; refuse, or keep (strict: only) what is supported."""
     numbered = tuple(citation(s) for s in packed.shown)
     parts = citations.split_answer(draft)
-    claims = [p.claim for p in parts]
+    claims = [citations.with_question(p.claim, question) for p in parts]
     checked = tuple(
         citations.check(parts, cache.embed(claims), sources(packed.shown), question=question)
     )

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from askdocs.answer.styles import STYLES
 from askdocs.errors import ConfigError
 from askdocs.generation import Decoding
 from askdocs.retrieval import Filters
@@ -29,7 +30,9 @@ K = 4
 class AskOptions:
     """Everything about answering one question except the question and the model.
 
-    `k` chunks are retrieved (`mode`: dense, keyword or hybrid; `filters` restrict files);
+    `style` is `short` (a phrase and its citation), `full` (a few cited sentences or steps) or
+    `auto` (chosen from the question, see `styles.py`); `k` chunks are retrieved (`mode`:
+    dense, keyword or hybrid; `filters` restrict files);
     `extractive` quotes sentences instead of generating; `strict` drops unsupported sentences
     and bad citations; `json_schema` makes the model fill in JSON valid against the schema;
     `budget` caps the prompt tokens the passages take (None: the default); `decoding` holds
@@ -37,6 +40,7 @@ class AskOptions:
     """
 
     k: int = K
+    style: str = "auto"
     mode: str | None = None
     filters: Filters | None = None
     extractive: bool = False
@@ -46,6 +50,8 @@ class AskOptions:
     decoding: Decoding | None = None
 
     def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ConfigError(f"unknown style {self.style!r} (choose one of {', '.join(STYLES)})")
         if self.k < 1:
             raise ConfigError(f"k must be at least 1, got {self.k}")
         if self.budget is not None and self.budget < 1:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from askdocs.answer.checks import (
     EVIDENCE_THRESHOLD,
+    QUOTE_EVIDENCE,
     append_marker,
     check_schema,
     checked,
@@ -21,7 +22,16 @@ from askdocs.answer.checks import (
 )
 from askdocs.answer.events import Clock, Event, Final, Retrieved, Token
 from askdocs.answer.options import AskOptions, options_of
-from askdocs.answer.packing import PASSAGE_BUDGET, Shown, answer_grammar, candidates, citation, pack
+from askdocs.answer.packing import (
+    FULL_BUDGET,
+    PASSAGE_BUDGET,
+    Shown,
+    candidates,
+    citation,
+    grammar_for,
+    pack,
+)
+from askdocs.answer.styles import resolve
 from askdocs.extractive import EmbeddingCache, Passage, evidence, extract, score_passages
 from askdocs.generation import Decoding, Generator
 from askdocs.text import Analyzer
@@ -71,6 +81,7 @@ def stream_answer(
     """
     o = options_of(options, changes)
     question = " ".join(question.split())
+    style = resolve(o.style, question)
     decoding = o.decoding or Decoding()
     if o.json_schema is not None:
         check_schema(o.json_schema)
@@ -93,52 +104,52 @@ def stream_answer(
     if strength < EVIDENCE_THRESHOLD:
         reason = f"weak retrieval evidence ({strength:.2f} < {EVIDENCE_THRESHOLD})"
         answer = refusal(question, passages, reason, mode=run_mode, strength=strength)
-        yield Final(replace(answer, timings=clock.total()))
+        yield Final(replace(answer, timings=clock.total(), style=style))
         return
     if not use_model:
         yield from _extractive(question, passages, clock, strength)
         return
     assert generator is not None
-    yield from _generative(question, passages, generator, cache, clock, strength, o, decoding)
+    yield from _generative(
+        question, passages, generator, cache, clock, strength, o, decoding, style
+    )
 
 
 def _extractive(
     question: str, passages: Sequence[Passage], clock: Clock, strength: float
 ) -> Iterator[Event]:
+    answer = quoted(question, passages, strength)
+    yield Retrieved(answer.passages)
+    clock.lap("extract")
+    yield Final(replace(answer, timings=clock.total()))
+
+
+def quoted(question: str, passages: Sequence[Passage], strength: float) -> Answer:
+    """The extractive answer: the best-supported sentences, each with its citation."""
     shown = [Shown(n, p, p.selected()) for n, p in enumerate(candidates(passages), 1)]
-    numbered = [citation(s) for s in shown]
-    yield Retrieved(tuple(numbered))
+    numbered = tuple(citation(s) for s in shown)
     picks = extract([(s.number, s.passage) for s in shown])
     parts, sentences, offset = [], [], 0
     for number, sentence in picks:
         part = append_marker(sentence.text, (number,))
+        evidence_span = (number, sentence.start, sentence.end)
+        end = offset + len(part)
         sentences.append(
-            SentenceSupport(
-                part,
-                offset,
-                offset + len(part),
-                (number,),
-                1.0,
-                True,
-                evidence=(number, sentence.start, sentence.end),
-            )
+            SentenceSupport(part, offset, end, (number,), 1.0, True, evidence=evidence_span)
         )
         parts.append(part)
-        offset += len(part) + 1
+        offset = end + 1
     cited = {n for n, _ in picks}
-    clock.lap("extract")
-    answer = Answer(
+    return Answer(
         question=question,
         text=" ".join(parts),
         answered=True,
         citations=tuple(c for c in numbered if c.number in cited),
         sentences=tuple(sentences),
-        passages=tuple(numbered),
-        timings=clock.total(),
+        passages=numbered,
         mode="extractive",
         evidence=strength,
     )
-    yield Final(answer)
 
 
 def _generative(
@@ -150,20 +161,21 @@ def _generative(
     strength: float,
     o: AskOptions,
     decoding: Decoding,
+    style: str,
 ) -> Iterator[Event]:
     json_schema = o.json_schema
     is_structured = json_schema is not None
-    budget = o.budget or PASSAGE_BUDGET
+    budget = o.budget or (FULL_BUDGET if style == "full" else PASSAGE_BUDGET)
     packed = pack(
         question, passages, generator,
-        max_tokens=decoding.max_tokens, budget=budget, structured=is_structured,
+        max_tokens=decoding.max_tokens, budget=budget, structured=is_structured, style=style,
     )  # fmt: skip
     clock.lap("pack")
     numbered = tuple(citation(s) for s in packed.shown)
     yield Retrieved(numbered)
     pieces: list[str] = []
     first_token = 0.0
-    grammar = None if is_structured or not packed.shown else answer_grammar(len(packed.shown))
+    grammar = None if is_structured else grammar_for(style, packed)
     for piece in generator.stream(
         packed.messages, decoding, json_schema=json_schema, grammar=grammar
     ):
@@ -186,10 +198,14 @@ def _generative(
         answer = structured(question, draft, json_schema, packed, cache, strength)
     else:
         answer = checked(question, draft, packed, passages, cache, strength, strict=o.strict)
+        if not answer.answered and strength >= QUOTE_EVIDENCE:
+            # The evidence says the answer is there; the model did not find it or state it.
+            note = f"{answer.reason}; quoting the passages instead"
+            answer = replace(quoted(question, passages, strength), draft=draft, note=note)
     clock.lap("check")
     timings = {**clock.total(), "time_to_first_token": round(first_token, 4)}
     if usage.seconds_to_first_token:
         timings["model_first_token"] = round(usage.seconds_to_first_token, 4)
     if usage.seconds and usage.completion_tokens:
         timings["tokens_per_second"] = round(usage.completion_tokens / usage.seconds, 2)
-    yield Final(replace(answer, timings=timings, tokens=tokens))
+    yield Final(replace(answer, timings=timings, tokens=tokens, style=style))

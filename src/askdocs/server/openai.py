@@ -86,7 +86,7 @@ def params_of(state: ServerState, body: schemas.ChatIn) -> AskParams:
     if body.stop:
         changes["stop"] = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop)
     decoding = decoding_from(state.settings.generation, **changes)
-    options = AskOptions(decoding=decoding, extractive=MODELS[body.model])
+    options = AskOptions(style=body.style, decoding=decoding, extractive=MODELS[body.model])
     return AskParams(question_of(body.messages), options)
 
 

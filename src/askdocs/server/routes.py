@@ -94,8 +94,9 @@ def to_decoding(state: ServerState, given: schemas.DecodingIn | None) -> Decodin
 )
 async def ask(body: schemas.AskIn, state: State, request: Request) -> Any:
     options = AskOptions(
-        k=body.k or K, mode=body.mode, filters=to_filters(body.filters), strict=body.strict,
-        extractive=body.extractive, decoding=to_decoding(state, body.decoding),
+        style=body.style, k=body.k or K, mode=body.mode, filters=to_filters(body.filters),
+        strict=body.strict, extractive=body.extractive,
+        decoding=to_decoding(state, body.decoding),
     )  # fmt: skip
     params = AskParams(body.question, options)
     if body.stream:

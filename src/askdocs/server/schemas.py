@@ -69,6 +69,7 @@ class DecodingIn(BaseModel):
 class AskIn(BaseModel):
     model_config = STRICT
     question: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    style: Literal["auto", "short", "full"] = "auto"
     mode: Mode | None = None
     k: int | None = Field(default=None, ge=1, le=50)
     filters: FiltersIn | None = None
@@ -191,6 +192,7 @@ class ChatIn(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=2048)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     stop: Stop | list[Stop] | None = Field(default=None, max_length=8)
+    style: Literal["auto", "short", "full"] = "auto"  # askdocs' own: the answer's form
 
 
 class EmbeddingsIn(BaseModel):

@@ -1,7 +1,7 @@
 // The Ask tab: a streamed answer, then the checked answer with clickable citations.
 // Everything the server sends is inserted with textContent or text nodes, never as HTML.
 
-import { api, loadHealth } from "./api.js";
+import { api, loadHealth, modelStatus } from "./api.js";
 import { $, describe, el, numbers, pageLabel, setStatus } from "./dom.js";
 import { openPassage } from "./passage.js";
 import { readEvents } from "./sse.js";
@@ -32,6 +32,7 @@ export async function ask(event) {
   asking = new AbortController();
   const body = {
     question,
+    style: form.elements.style.value,
     mode: form.elements.mode.value,
     ...numbers(form, { k: "k" }),
     strict: form.elements.strict.checked,
@@ -44,7 +45,10 @@ export async function ask(event) {
   answer.dataset.state = "streaming";
   answer.dataset.tokens = "0"; // how many tokens were streamed: shown in tests and in the facts
   $("sources").hidden = true;
-  $("answer-state").textContent = "Searching the documents…";
+  $("answer-state").textContent =
+    !body.extractive && modelStatus === "not loaded"
+      ? "Loading the language model (the first answer only, about 10 s)…"
+      : "Searching the documents…";
   setAsking(true);
   let draft = null;
   let finished = false;
@@ -167,10 +171,21 @@ function renderAnswer(answer) {
   if (!sentences.length) paragraph.append(...withMarkers(answer.text, byNumber, (n) => citationSpans(byNumber.get(n))));
   else if (aligned) paragraph.append(answer.text.slice(cursor));
   box.append(paragraph);
+  if (answer.note) box.append(el("p", { class: "muted", id: "answer-note", text: `Note: ${answer.note}.` }));
+  if (answer.draft && answer.draft !== answer.text) {
+    box.append(
+      el("details", { class: "draft-box" }, el("summary", { text: "What the model wrote before the check" }), el("p", { class: "draft", text: answer.draft })),
+    );
+  }
   const seconds = answer.timings?.total;
+  const corrected = sentences.filter((s) => s.supported && s.added?.length).length;
   const facts = [
-    answer.mode === "extractive" ? "Quoted from the documents (no language model)" : "Generated answer, checked against the passages",
-    unsupported ? `${unsupported} sentence(s) not supported by the passages they cite` : "every sentence is supported",
+    answer.mode === "extractive" ? "Quoted from the documents" : "Generated answer, checked against the passages",
+    unsupported
+      ? `${unsupported} sentence(s) not supported by the passages they cite`
+      : corrected
+        ? `every sentence is supported; ${corrected} citation(s) corrected by the checker`
+        : "every sentence is supported by the passage it cites",
     seconds === undefined ? "" : `${seconds.toFixed(1)} s`,
   ].filter(Boolean);
   box.append(el("p", { class: "muted", id: "answer-facts", text: facts.join(" · ") }));

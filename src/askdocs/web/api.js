@@ -93,9 +93,12 @@ export function uploadFiles(files) {
   });
 }
 
+export let modelStatus = "";
+
 export async function loadHealth() {
   try {
     const health = await getJson("/health");
+    modelStatus = health.generator;
     $("health").textContent =
       `${health.documents} document(s) · ${health.chunks} chunk(s) · language model: ${health.generator}`;
   } catch (error) {

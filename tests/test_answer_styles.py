@@ -1,0 +1,148 @@
+"""Answer styles, the options record, the checks for bare replies and number words, the
+packer's first passage, and asking through `KnowledgeBase`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from askdocs import citations
+from askdocs.answer import (
+    AskOptions,
+    Final,
+    Retrieved,
+    Token,
+    candidates,
+    pack,
+    stream_answer,
+)
+from askdocs.answer.packing import FULL_PROMPT, SYSTEM_PROMPT, full_grammar
+from askdocs.answer.styles import choose_style
+from askdocs.citations import Source
+from askdocs.embeddings import MiniLMEmbedder
+from askdocs.errors import ConfigError
+from askdocs.kb import KnowledgeBase
+from askdocs.testing import FakeGenerator
+from askdocs.text import sentence_spans
+from tests.test_answer import ESPRESSO_Q, _passages
+
+
+@pytest.mark.parametrize(
+    ("question", "style"),
+    [
+        ("How do I descale the coffee maker?", "full"),
+        ("Why does my coffee taste bitter?", "full"),
+        ("Summarise the houseplant guide", "full"),
+        ("Is the spider plant safe for cats?", "full"),
+        ("What is the difference between simple and compound interest?", "full"),
+        ("How long does lentil soup keep in the fridge, and can I freeze it?", "full"),
+        ("How much coffee should I use per cup?", "short"),
+        ("How often should I descale the coffee maker?", "short"),
+        ("Who painted the Mona Lisa?", "short"),
+        ("When do spring tides come?", "short"),
+        ("", "short"),
+    ],
+)
+def test_auto_chooses_a_style_from_the_question(question: str, style: str) -> None:
+    assert choose_style(question) == style
+
+
+def test_options_are_checked_and_copied() -> None:
+    with pytest.raises(ConfigError, match="unknown style 'long'"):
+        AskOptions(style="long")
+    with pytest.raises(ConfigError, match="k must be at least 1"):
+        AskOptions(k=0)
+    with pytest.raises(ConfigError, match=r"unknown ask option\(s\) colour"):
+        AskOptions().but(colour="red")
+    options = AskOptions(style="full")
+    assert options.but(k=7) == AskOptions(style="full", k=7) and options.k == 4
+
+
+def test_full_style_packs_more_of_each_passage_and_its_own_prompt(kb: KnowledgeBase) -> None:
+    passages = _passages(kb, ESPRESSO_Q)
+    short = pack(ESPRESSO_Q, passages, FakeGenerator(), max_tokens=64)
+    full = pack(ESPRESSO_Q, passages, FakeGenerator(), max_tokens=64, budget=400, style="full")
+    assert short.messages[0].content == SYSTEM_PROMPT
+    assert full.messages[0].content == FULL_PROMPT
+    shown = sum(len(s.indices) for s in full.shown)
+    assert shown > sum(len(s.indices) for s in short.shown)
+    for s in full.shown:  # a run of consecutive sentences
+        assert list(s.indices) == list(range(s.indices[0], s.indices[-1] + 1))
+
+
+def test_full_grammar_bans_cjk_unless_the_passages_use_it() -> None:
+    assert "\\u3000-\\u9fff" in full_grammar(3)
+    assert "\\u3000" not in full_grammar(3, cjk=True)
+
+
+def test_a_full_answer_is_checked_sentence_by_sentence(kb: KnowledgeBase) -> None:
+    reply = (
+        "Dissolve citric acid in warm water [1]. Run it through the steam wand [1]. "
+        "Then paint the boiler red with lead paint [1]."
+    )
+    generator = FakeGenerator([reply])
+    events = list(stream_answer(kb, generator, ESPRESSO_Q, AskOptions(style="full")))
+    assert isinstance(events[0], Retrieved) and isinstance(events[-1], Final)
+    assert any(isinstance(e, Token) for e in events)
+    answer = events[-1].answer
+    assert answer.answered and answer.style == "full"
+    assert [s.supported for s in answer.sentences] == [True, True, False]
+    strict = stream_answer(kb, FakeGenerator([reply]), ESPRESSO_Q, style="full", strict=True)
+    final = list(strict)[-1].answer
+    assert "lead paint" not in final.text and "citric acid" in final.text
+
+
+def test_the_first_retrieved_passage_is_always_a_candidate(kb: KnowledgeBase) -> None:
+    hits = kb.search(ESPRESSO_Q, k=6)
+    passages = _passages(kb, ESPRESSO_Q)
+    # Move the weakest passage (by best sentence) to the front, as if search ranked it first.
+    weakest = min(passages, key=lambda p: p.best)
+    reordered = [weakest, *[p for p in passages if p is not weakest]]
+    chosen = candidates(reordered, limit=2)
+    assert weakest in chosen and len(chosen) == 2
+    assert hits  # the search itself found the passages
+
+
+def _source(embedder: MiniLMEmbedder, number: int, text: str) -> Source:
+    spans = tuple(sentence_spans(text))
+    vectors = embedder.embed([text[a:b] for a, b in spans])
+    return Source(number, text, np.asarray(vectors), spans)
+
+
+def test_a_bare_yes_is_checked_as_the_question_it_answers(embedder: MiniLMEmbedder) -> None:
+    question = "Is the spider plant safe for cats?"
+    table = "Plant | Safe for cats and dogs\nSnake plant | No\nSpider plant | Yes"
+    mites = "Spider mites leave fine webbing and thrive in dry air."
+    sources = {1: _source(embedder, 1, mites), 2: _source(embedder, 2, table)}
+    parts = citations.split_answer("Yes [1]")
+    claims = [citations.with_question(p.claim, question) for p in parts]
+    (checked,) = citations.check(parts, embedder.embed(claims), sources, question=question)
+    assert checked.supported and checked.added == (2,), checked.problems
+    assert citations.with_question("Lake Toma", question) == "Lake Toma"
+
+
+def test_number_words_support_digits() -> None:
+    passage = "Use roughly one rounded tablespoon per 150 ml cup."
+    assert citations.lexical_support("1 tablespoon", passage) == 1.0
+    assert citations.lexical_support("2 tablespoons", passage) < 1.0
+
+
+def test_knowledge_base_asks_without_a_model_when_extractive(kb: KnowledgeBase) -> None:
+    answer = kb.ask(ESPRESSO_Q, extractive=True)
+    assert answer.answered and answer.mode == "extractive" and answer.citations
+    events = list(kb.stream_ask(ESPRESSO_Q, AskOptions(extractive=True)))
+    assert isinstance(events[0], Retrieved) and events[-1].answer.text == answer.text
+    assert kb._generator is None  # no model was loaded
+
+
+def test_knowledge_base_asks_with_its_generator(kb: KnowledgeBase) -> None:
+    generator = FakeGenerator(["Dissolve citric acid in warm water [1]."])
+    with_model = KnowledgeBase(kb.settings, kb.store, kb.embedder, generator)
+    answer = with_model.ask(ESPRESSO_Q, style="short")
+    assert answer.answered and answer.style == "short" and generator.calls
+    assert with_model.generator is generator
+
+
+@pytest.fixture
+def kb(docs_kb: KnowledgeBase) -> KnowledgeBase:
+    return docs_kb
