@@ -146,3 +146,21 @@ def test_knowledge_base_asks_with_its_generator(kb: KnowledgeBase) -> None:
 @pytest.fixture
 def kb(docs_kb: KnowledgeBase) -> KnowledgeBase:
     return docs_kb
+
+
+def test_a_rewrite_that_drops_the_follow_ups_own_words_is_not_used(kb: KnowledgeBase) -> None:
+    from askdocs.conversation import Conversation, Turn
+    from askdocs.types import Answer
+
+    earlier = "How long do I cook the lentils?"
+    # The model "rewrites" the follow-up into the first question, as a small model did.
+    talk = Conversation(kb, FakeGenerator([earlier]))
+    talk.turns = [
+        Turn(earlier, earlier, Answer(earlier, "40 minutes [1].", True, ())),
+        Turn("Can I use red lentils?", "Can I use red lentils?", Answer("q", "Yes [1].", True, ())),
+    ]
+    query = talk.standalone("What about freezing it?")
+    assert "freezing" in query and query.endswith("What about freezing it?")
+    good = Conversation(kb, FakeGenerator(["Can I freeze lentil soup?"]))
+    good.turns = talk.turns
+    assert good.standalone("What about freezing it?") == "Can I freeze lentil soup?"

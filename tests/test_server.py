@@ -372,3 +372,17 @@ def test_no_question_or_document_text_in_the_logs(
     assert "marmalade" in answer["text"]  # the text went through the server ...
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "marmalade" not in logged and "vault combination" not in logged  # ... not the logs
+
+
+def test_ask_takes_the_conversation_and_a_style(client: TestClient) -> None:
+    body = {"question": "And what causes them?", "history": [TIDES_Q], "extractive": True}
+    answer = client.post("/ask", json=body).json()
+    # The follow-up was searched for with the earlier question's key terms.
+    assert answer["question"].endswith("And what causes them?")
+    assert "tides" in answer["question"] and answer["question"] != body["question"]
+    standalone = {"question": TIDES_Q, "history": ["Who designed the Eiffel Tower?"]}
+    answer = client.post("/ask", json={**standalone, "extractive": True}).json()
+    assert answer["question"] == TIDES_Q
+    assert client.post("/ask", json={"question": TIDES_Q, "style": "long"}).status_code == 422
+    too_long = {"question": TIDES_Q, "history": ["x"] * 51}
+    assert client.post("/ask", json=too_long).status_code == 422

@@ -333,3 +333,19 @@ def test_narrow_screen_has_no_horizontal_overflow(page: Page) -> None:
     scroll, client = page.evaluate(widths)
     assert scroll <= client, f"the passage dialog is {scroll} px wide in a {client} px viewport"
     shot(page, "narrow-passage", full_page=False)
+
+
+def test_follow_ups_keep_a_conversation_thread(page: Page) -> None:
+    ask(page, extractive=True)
+    answer = page.locator("#answer")
+    expect(answer).to_have_attribute("data-state", "answered")
+    ask(page, extractive=True, question="And what does it burn?")
+    expect(answer).to_have_attribute("data-state", "answered")
+    thread = page.locator("#thread li")
+    expect(thread).to_have_count(1)  # the first answer moved up into the thread
+    expect(thread.first).to_contain_text(QUESTION)
+    expect(thread.first).to_contain_text(FACT)
+    # The follow-up was searched for with the first question's key terms
+    expect(answer.locator(".searched")).to_contain_text("keeper")
+    page.get_by_role("button", name="New conversation").click()
+    expect(thread).to_have_count(0)

@@ -364,10 +364,10 @@ def _print_answer(answer: Any, streamed: bool) -> None:
 
 
 def _print_passages(passages: Any) -> None:
+    """Title, file, page and the text the answer rests on; offsets and scores are in --json."""
     for c in passages:
-        where = c.path + (f" p.{c.page}" if c.page else "")
-        spans = ", ".join(f"{a}:{b}" for a, b in c.spans) or f"{c.start}:{c.end}"
-        click.echo(f"[{c.number}] {c.title} — {where} [{spans}] score {c.score:.2f}")
+        where = c.path + (f", page {c.page}" if c.page else "")
+        click.echo(f"[{c.number}] {c.title} — {where}")
         click.echo("    " + " ".join(c.text.split())[:300])
 
 
@@ -498,15 +498,18 @@ def serve(
 @click.option("--store", metavar="DIR|NAME", help="Store to use (default: eval-<FILE name>).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Questions, spread evenly.")
 @click.option("--extractive", is_flag=True, help="No LLM: score extractive answers.")
+@style_option
+@click.option("--no-refusals", is_flag=True, help="Skip the round with each article removed.")
 @model_option
 @decoding_options
 @json_option
 def answers(
-    file: str, store: str | None, limit: int | None, extractive: bool, model: str | None,
-    as_json: bool, **flags: Any,
+    file: str, store: str | None, limit: int | None, extractive: bool, style: str,
+    no_refusals: bool, model: str | None, as_json: bool, **flags: Any,
 ) -> None:  # fmt: skip
     """Answer every question of a SQuAD v1.1-format FILE: EM, F1, citation accuracy,
     refusal with each article removed, time to first token, prompt tokens."""
+    from askdocs.answer import AskOptions
     from askdocs.evaluate_answers import evaluate_answers, format_answers
 
     store = store or str(config.named_store(f"eval-{Path(file).stem}"))
@@ -516,7 +519,8 @@ def answers(
     ):
         result = evaluate_answers(
             kb, generator, Path(file), limit=limit, decoding=_decoding(kb.settings, flags),
-            extractive=extractive, progress=None if as_json else _count_progress,
+            extractive=extractive, options=AskOptions(style=style), refusals=not no_refusals,
+            progress=None if as_json else _count_progress,
         )  # fmt: skip
     if as_json:
         _emit(dataclasses.asdict(result))

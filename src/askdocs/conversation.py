@@ -50,7 +50,40 @@ _ANAPHORA |= {"him", "his", "she", "her", "former", "latter"}
 _QUESTION_WORDS = frozenset(
     {"who", "whom", "whose", "what", "which", "when", "where", "why", "how"}
 )
+_FILLERS = frozenset(
+    [
+        "about",
+        "also",
+        "again",
+        "else",
+        "instead",
+        "too",
+        "then",
+        "so",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "i",
+        "you",
+        "we",
+        "me",
+        "my",
+        "your",
+        "our",
+        "one",
+    ]
+)
 _PLAIN_WORDS = Analyzer(stem=False)
+_STEMMED = Analyzer()
 _DECODING = Decoding(temperature=0.0, max_tokens=64, stop=("\n",))
 
 
@@ -83,6 +116,36 @@ def key_terms(text: str, *, exclude: str = "", limit: int = KEY_TERMS) -> list[s
     skip = set(_PLAIN_WORDS.tokens(exclude)) | _QUESTION_WORDS | _ANAPHORA
     words = [w for w in _PLAIN_WORDS.tokens(text) if w not in skip]
     return list(dict.fromkeys(words))[:limit]
+
+
+def keeps_new_terms(question: str, rewritten: str) -> bool:
+    """Whether a rewrite keeps at least half of the content words the follow-up itself brings
+    (a verb such as "need" may go: "Which acid does it need?" -> "Which acid descales ...").
+
+    >>> keeps_new_terms("What about freezing it?", "How long do I cook the lentils?")
+    False
+    >>> keeps_new_terms("What about freezing it?", "Can I freeze lentil soup?")
+    True
+    >>> keeps_new_terms("Which acid does it need?", "Which acid descales an espresso machine?")
+    True
+    """
+    own = set(_STEMMED.tokens(question)) - set(_STEMMED.tokens(" ".join(_QUESTION_WORDS)))
+    own -= set(_STEMMED.tokens(" ".join(_ANAPHORA | _FILLERS)))
+    kept = own & set(_STEMMED.tokens(rewritten))
+    return 2 * len(kept) >= len(own)
+
+
+def standalone_query(question: str, earlier: Sequence[str]) -> str:
+    """`question` made standalone from the earlier queries of a conversation (most recent
+    last) without a model: the cheap rewrite, when the question needs context.
+
+    >>> standalone_query("When was it built?", ["Who designed the Eiffel Tower?"])
+    'designed eiffel tower: When was it built?'
+    """
+    question = " ".join(question.split())
+    if earlier and needs_context(question):
+        return fallback_rewrite(question, earlier[-1])
+    return question
 
 
 def fallback_rewrite(question: str, previous_query: str) -> str:
@@ -147,8 +210,11 @@ class Conversation:
             REWRITE_PROMPT, f"{history}\n\nLast question: {question}\nRewritten question:"
         )
         rewritten = _clean(reply)
-        # A rambling or empty rewrite is worse than the cheap one.
-        if not rewritten or len(rewritten) > 4 * len(question) + 80:
+        # A rambling or empty rewrite is worse than the cheap one, and so is one that drops
+        # what the follow-up asks: "What about freezing it?" after two questions on cooking
+        # lentils came back as the first question, without "freezing".
+        too_long = len(rewritten) > 4 * len(question) + 80
+        if not rewritten or too_long or not keeps_new_terms(question, rewritten):
             return fallback_rewrite(question, self.turns[-1].query)
         return rewritten
 

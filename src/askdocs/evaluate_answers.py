@@ -60,6 +60,7 @@ class Outcome:
     answered: bool
     exact: float
     f1: float
+    contains: float  # a gold answer appears in the answer (how a full answer is scored)
     citation_correct: bool
     evidence_correct: bool
     refused_without: bool
@@ -119,6 +120,16 @@ def exact_match(prediction: str, answers: Sequence[str]) -> float:
     return float(any(normalize_answer(prediction) == normalize_answer(a) for a in answers))
 
 
+def contains_answer(prediction: str, answers: Sequence[str]) -> float:
+    """1.0 when a normalised gold answer occurs, as whole words, in the normalised prediction.
+
+    >>> contains_answer("It rises in Lake Toma, in the Swiss Alps.", ["Lake Toma"])
+    1.0
+    """
+    padded = f" {normalize_answer(prediction)} "
+    return float(any(g and f" {g} " in padded for g in map(normalize_answer, answers)))
+
+
 def token_f1(prediction: str, answers: Sequence[str]) -> float:
     """The best SQuAD token F1 over the gold answers.
 
@@ -174,21 +185,35 @@ def evaluate_answers(
     limit: int | None = None,
     decoding: Decoding | None = None,
     extractive: bool = False,
+    options: AskOptions | None = None,
+    refusals: bool = True,
     progress: Progress | None = None,
 ) -> AnswerEvaluation:
-    """Ingest the file's paragraphs into `kb`, ask its questions twice, score (module docs)."""
+    """Ingest the file's paragraphs into `kb`, ask its questions twice, score (module docs).
+
+    `options` say how to answer (`decoding` and `extractive` override theirs); without
+    `refusals` the second round (each article removed) is skipped and `correct_refusal`
+    reads 0.
+    """
     squad = load_squad(path)
     kb.ingest_documents(squad.documents)
     questions = spread(squad.questions, limit)
-    options = AskOptions(decoding=decoding, extractive=extractive)
+    options = (options or AskOptions()).but(
+        extractive=extractive or bool(options and options.extractive)
+    )
+    if decoding is not None:
+        options = options.but(decoding=decoding)
     first: dict[str, Answer] = {}
     for i, q in enumerate(questions):
         first[q.id] = ask(kb, generator, q.text, options)
         if progress:
             progress("present", i + 1, len(questions))
-    refused = _refusal_round(kb, generator, squad, questions, options, progress)
+    if refusals:
+        refused = _refusal_round(kb, generator, squad, questions, options, progress)
+    else:
+        refused = dict.fromkeys((q.id for q in questions), False)
     outcomes = tuple(_outcome(q, first[q.id], refused[q.id]) for q in questions)
-    use_model = generator is not None and not extractive
+    use_model = generator is not None and not options.extractive
     return AnswerEvaluation(
         file=str(path),
         mode="generative" if use_model else "extractive",
@@ -236,6 +261,7 @@ def _outcome(question: Question, answer: Answer, refused_without: bool) -> Outco
         answered=answer.answered,
         exact=exact_match(prediction, question.answers),
         f1=token_f1(prediction, question.answers),
+        contains=contains_answer(prediction, question.answers),
         citation_correct=answer.answered and citation_correct(answer, question),
         evidence_correct=answer.answered and evidence_correct(answer, question),
         refused_without=refused_without,
@@ -255,9 +281,13 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, float]:
     def mean(values: Sequence[float]) -> float:
         return round(float(np.mean(values)), 4) if len(values) else 0.0
 
+    def median(values: Sequence[float]) -> float:
+        return round(float(np.median(values)), 4) if len(values) else 0.0
+
     return {
         "exact_match": mean([100 * o.exact for o in outcomes]),
         "f1": mean([100 * o.f1 for o in outcomes]),
+        "contains_answer": mean([100 * o.contains for o in outcomes]),
         "answered": mean([100.0 * o.answered for o in outcomes]),
         "citation_accuracy": mean([100.0 * o.citation_correct for o in answered]),
         "evidence_accuracy": mean([100.0 * o.evidence_correct for o in answered]),
@@ -265,6 +295,7 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, float]:
         "false_refusal": mean([100.0 * (not o.answered) for o in outcomes]),
         "prompt_tokens": mean([o.prompt_tokens for o in answered]),
         "time_to_first_token": mean([o.time_to_first_token for o in answered]),
+        "median_time_to_first_token": median([o.time_to_first_token for o in answered]),
         "tokens_per_second": mean([o.tokens_per_second for o in answered]),
         "seconds_per_question": mean([o.seconds for o in outcomes]),
     }

@@ -36,7 +36,8 @@ class AskOptions:
     `extractive` quotes sentences instead of generating; `strict` drops unsupported sentences
     and bad citations; `json_schema` makes the model fill in JSON valid against the schema;
     `budget` caps the prompt tokens the passages take (None: the default); `decoding` holds
-    the sampling settings (None: greedy, the configured defaults).
+    the sampling settings (None: greedy, the configured defaults); `hops=2` retrieves again
+    for the names the first passages add to the question (`hops.py`).
     """
 
     k: int = K
@@ -48,12 +49,15 @@ class AskOptions:
     json_schema: Mapping[str, Any] | None = None
     budget: int | None = None
     decoding: Decoding | None = None
+    hops: int = 1
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
             raise ConfigError(f"unknown style {self.style!r} (choose one of {', '.join(STYLES)})")
         if self.k < 1:
             raise ConfigError(f"k must be at least 1, got {self.k}")
+        if self.hops not in (1, 2):
+            raise ConfigError(f"hops must be 1 or 2, got {self.hops}")
         if self.budget is not None and self.budget < 1:
             raise ConfigError(f"budget must be at least 1 token, got {self.budget}")
 

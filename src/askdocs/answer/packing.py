@@ -179,24 +179,27 @@ def grammar_for(style: str, packed: Packed) -> str | None:
     return full_grammar(n, cjk=any(has_cjk(m.content) for m in packed.messages))
 
 
-def candidates(passages: Sequence[Passage], limit: int = MAX_PASSAGES) -> list[Passage]:
+def candidates(
+    passages: Sequence[Passage], limit: int = MAX_PASSAGES, pinned: Sequence[Passage] = ()
+) -> list[Passage]:
     """Passages worth showing, best first: few and close to the best one.
 
     `passages` come in retrieval order. The first retrieved passage is always shown, ranked
     by its best sentence like the others: the search ranks whole chunks, the sentence score
     only the sentences that look like the question ("Descale the machine as described
     above." beats the DESCALING section's steps), so dropping the search's best chunk lost
-    the answer.
+    the answer. `pinned` passages (a bridge passage, see `hops.py`) are shown too, after the
+    others.
     """
     ranked = sorted(passages, key=lambda p: -p.best)
     if not ranked:
-        return []
+        return list(pinned[:limit])
     top = ranked[0].best
-    keep = [p for p in ranked if p.best >= top - PASSAGE_MARGIN][:limit]
-    first = passages[0]
-    if first not in keep:
-        keep = [*keep[: limit - 1], first]
-    return keep
+    must = [passages[0], *pinned]
+    keep = [p for p in ranked if p.best >= top - PASSAGE_MARGIN and p not in must]
+    room = max(0, limit - len(must))
+    chosen = set(keep[:room]) | set(must)
+    return [p for p in [*ranked, *pinned] if p in chosen][:limit]
 
 
 def pack(
@@ -208,6 +211,7 @@ def pack(
     budget: int = PASSAGE_BUDGET,
     structured: bool = False,
     style: str = "short",
+    pinned: Sequence[Passage] = (),
 ) -> Packed:
     """Number and pack the best passages into the prompt, best first.
 
@@ -226,8 +230,8 @@ def pack(
         )
     room = min(limit - base, budget)
     shown: list[Shown] = []
-    limit_passages = FULL_PASSAGES if style == "full" else MAX_PASSAGES
-    for passage in candidates(passages, limit_passages):
+    limit_passages = (FULL_PASSAGES if style == "full" else MAX_PASSAGES) + len(pinned)
+    for passage in candidates(passages, limit_passages, pinned):
         for indices in _fallbacks(passage, style):
             trial = Shown(len(shown) + 1, passage, indices)
             cost = generator.count_tokens(trial.block()) + _TOKEN_SLACK

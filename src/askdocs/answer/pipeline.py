@@ -21,6 +21,7 @@ from askdocs.answer.checks import (
     structured,
 )
 from askdocs.answer.events import Clock, Event, Final, Retrieved, Token
+from askdocs.answer.hops import BRIDGE_BUDGET, follow
 from askdocs.answer.options import AskOptions, options_of
 from askdocs.answer.packing import (
     FULL_BUDGET,
@@ -98,6 +99,11 @@ def stream_answer(
     passages = score_passages(question, hits, cache, Analyzer())
     clock.lap("select")
     strength = round(evidence(passages), 4)
+    bridge: tuple[Passage, ...] = ()
+    if o.hops > 1 and strength >= EVIDENCE_THRESHOLD:
+        hop = follow(kb, question, passages, o, cache)
+        bridge = hop.passages if hop else ()
+        clock.lap("hop")
     run_mode = "generative" if use_model else "extractive"
     if o.json_schema is not None and use_model:
         run_mode = "structured"
@@ -111,7 +117,7 @@ def stream_answer(
         return
     assert generator is not None
     yield from _generative(
-        question, passages, generator, cache, clock, strength, o, decoding, style
+        question, passages, generator, cache, clock, strength, o, decoding, style, bridge
     )
 
 
@@ -162,13 +168,15 @@ def _generative(
     o: AskOptions,
     decoding: Decoding,
     style: str,
+    bridge: Sequence[Passage] = (),
 ) -> Iterator[Event]:
     json_schema = o.json_schema
     is_structured = json_schema is not None
     budget = o.budget or (FULL_BUDGET if style == "full" else PASSAGE_BUDGET)
     packed = pack(
         question, passages, generator,
-        max_tokens=decoding.max_tokens, budget=budget, structured=is_structured, style=style,
+        max_tokens=decoding.max_tokens, budget=budget + BRIDGE_BUDGET * len(bridge),
+        structured=is_structured, style=style, pinned=bridge,
     )  # fmt: skip
     clock.lap("pack")
     numbered = tuple(citation(s) for s in packed.shown)

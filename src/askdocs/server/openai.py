@@ -35,7 +35,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from askdocs.answer import AskOptions, Final, Token
-from askdocs.conversation import fallback_rewrite, needs_context
+from askdocs.conversation import standalone_query
 from askdocs.generation import Generator, decoding_from
 from askdocs.server import schemas
 from askdocs.server.routes import State
@@ -68,9 +68,7 @@ def question_of(messages: list[schemas.ChatMessageIn]) -> str:
     if not asked:
         raise HTTPException(422, "the messages hold no user question")
     question = " ".join(asked[-1].split())[: schemas.MAX_QUERY_CHARS]
-    if len(asked) > 1 and needs_context(question):
-        return fallback_rewrite(question, asked[-2][: schemas.MAX_QUERY_CHARS])
-    return question
+    return standalone_query(question, [q[: schemas.MAX_QUERY_CHARS] for q in asked[:-1]])
 
 
 def params_of(state: ServerState, body: schemas.ChatIn) -> AskParams:

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Upl
 from fastapi.responses import JSONResponse, Response
 
 from askdocs.answer import AskOptions, K
+from askdocs.conversation import standalone_query
 from askdocs.generation import Decoding, decoding_from
 from askdocs.retrieval import Filters
 from askdocs.server import schemas
@@ -98,7 +99,7 @@ async def ask(body: schemas.AskIn, state: State, request: Request) -> Any:
         strict=body.strict, extractive=body.extractive,
         decoding=to_decoding(state, body.decoding),
     )  # fmt: skip
-    params = AskParams(body.question, options)
+    params = AskParams(standalone_query(body.question, body.history), options)
     if body.stream:
         generator = await load_generator(state, params)
         return EventStream(ask_sse(state, generator, params))

@@ -69,6 +69,11 @@ class DecodingIn(BaseModel):
 class AskIn(BaseModel):
     model_config = STRICT
     question: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    # The conversation so far: earlier questions as they were searched for, most recent last.
+    # A follow-up ("And when was it built?") is made standalone from them before retrieval.
+    history: list[Annotated[Text, Field(max_length=MAX_QUERY_CHARS)]] = Field(
+        default_factory=list, max_length=50
+    )
     style: Literal["auto", "short", "full"] = "auto"
     mode: Mode | None = None
     k: int | None = Field(default=None, ge=1, le=50)

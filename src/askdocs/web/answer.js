@@ -7,6 +7,31 @@ import { openPassage } from "./passage.js";
 import { readEvents } from "./sse.js";
 
 let asking = null; // the AbortController of the answer being streamed
+// The conversation: each earlier question as it was searched for (the server makes a
+// follow-up such as "And how long does it keep?" standalone from these), most recent last.
+const history = [];
+
+export function newConversation() {
+  history.length = 0;
+  $("thread").replaceChildren();
+  $("answer").replaceChildren();
+  $("answer-state").textContent = "";
+  $("sources").hidden = true;
+  $("new-conversation").hidden = true;
+}
+
+// The answer on screen moves up into the thread before the next question is asked.
+function keepInThread() {
+  const current = $("answer");
+  const state = current.dataset.state;
+  if (!current.dataset.question || (state !== "answered" && state !== "refused")) return;
+  const item = el("li", { class: "turn" }, el("p", { class: "turn-question", text: current.dataset.question }));
+  for (const node of [...current.childNodes]) {
+    if (node.id) node.removeAttribute("id");
+    item.append(node);
+  }
+  $("thread").append(item);
+}
 
 export function stopAsking() {
   asking?.abort();
@@ -30,8 +55,10 @@ export async function ask(event) {
   if (!question) return;
   asking?.abort();
   asking = new AbortController();
+  keepInThread();
   const body = {
     question,
+    history: [...history],
     style: form.elements.style.value,
     mode: form.elements.mode.value,
     ...numbers(form, { k: "k" }),
@@ -42,6 +69,7 @@ export async function ask(event) {
   };
   const answer = $("answer");
   answer.replaceChildren();
+  answer.dataset.question = question;
   answer.dataset.state = "streaming";
   answer.dataset.tokens = "0"; // how many tokens were streamed: shown in tests and in the facts
   $("sources").hidden = true;
@@ -72,7 +100,13 @@ export async function ask(event) {
         answer.dataset.tokens = String(Number(answer.dataset.tokens) + 1);
       } else if (name === "final") {
         finished = true;
-        renderAnswer(data.answer ?? data);
+        const final = data.answer ?? data;
+        history.push(final.question || question);
+        $("new-conversation").hidden = false;
+        renderAnswer(final);
+        if (final.question && final.question !== question) {
+          answer.prepend(el("p", { class: "muted searched", text: `Searched for: ${final.question}` }));
+        }
       } else if (name === "error") {
         finished = true;
         showAnswerError(data.error || "The answer failed.");
@@ -108,6 +142,8 @@ function citeButton(number, citation, spans) {
     dataset: { n: number },
     "aria-label": citation ? `Source ${number}: ${citation.title || citation.path}` : `Source ${number} (missing)`,
   });
+  // Hovering a marker previews what it cites: the title, the page and the passage's text.
+  if (citation) button.title = [citation.title || citation.path, pageLabel(citation.page), citation.text].filter(Boolean).join(" · ");
   if (citation) button.addEventListener("click", () => openPassage(citation, spans));
   else {
     button.disabled = true;

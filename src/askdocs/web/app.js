@@ -2,7 +2,7 @@
 // Everything the server sends is inserted with textContent or text nodes, never as HTML.
 
 import { getJson, loadHealth, saveToken, savedToken } from "./api.js";
-import { ask, stopAsking } from "./answer.js";
+import { ask, newConversation, stopAsking } from "./answer.js";
 import { loadDocuments, upload } from "./documents.js";
 import { $, describe, el, numbers, pageLabel, setStatus } from "./dom.js";
 import { setupDialog } from "./passage.js";
@@ -107,6 +107,7 @@ function start() {
   setupSettings();
   $("ask-form").addEventListener("submit", ask);
   $("ask-stop").addEventListener("click", stopAsking);
+  $("new-conversation").addEventListener("click", newConversation);
   $("question").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();

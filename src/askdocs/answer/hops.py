@@ -1,0 +1,102 @@
+"""A second retrieval for questions whose answer needs a bridge passage.
+
+"Where does the founder of Les Films du Losange work?" retrieves the studio's passage ("...
+founded by Barbet Schroeder and Éric Rohmer"), but the answer is in Éric Rohmer's passage,
+which shares no word with the question. The bridge is a name the first passages mention and
+the question does not: `bridge_terms` takes the capitalised names from the best sentences of
+the first passages, and `follow` searches again for the question with those names, keeping
+the new passages. Their sentences are scored against that second query, so the packer sees
+why they matter. No model call is spent on it: the cost is one search and the sentence
+embeddings of the new chunks (docs/benchmarks.md, "Multi-hop").
+
+    >>> bridge_terms("Who founded it?", ["Les Films du Losange was founded by Éric Rohmer."])
+    ['Les Films du Losange', 'Éric Rohmer']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from askdocs.extractive import EmbeddingCache, Passage, score_passages
+from askdocs.text import Analyzer
+
+if TYPE_CHECKING:
+    from askdocs.answer.options import AskOptions
+    from askdocs.kb import KnowledgeBase
+
+BRIDGE_SOURCES = 3  # first-hop passages whose best sentences name the bridge
+MAX_BRIDGES = 4  # names added to the second query
+NEW_PASSAGES = 2  # at most, from the second retrieval
+BRIDGE_BUDGET = 70  # prompt tokens added to the passage budget per bridge passage
+
+# Words that join the parts of a name: "Les Films du Losange", "Leonardo da Vinci".
+_JOINERS = frozenset(("of", "the", "de", "du", "da", "di", "von", "van", "der", "la", "le", "del"))
+_WORDS = re.compile(r"[^\W\d_][\w'\u2019.-]*|\S")  # a word, or any other character
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """The second retrieval: the query it ran and the passages it added."""
+
+    query: str
+    passages: tuple[Passage, ...]
+
+
+def bridge_terms(question: str, sentences: Sequence[str], limit: int = MAX_BRIDGES) -> list[str]:
+    """Capitalised names in `sentences` that the question does not contain, in order."""
+    asked = set(Analyzer(stem=False, stopwords=False).tokens(question))
+    names: list[str] = []
+    for sentence in sentences:
+        for name in _names(sentence):
+            words = set(Analyzer(stem=False, stopwords=False).tokens(name))
+            if words and not words <= asked and name not in names:
+                names.append(name)
+    return names[:limit]
+
+
+def _names(sentence: str) -> list[str]:
+    """Runs of capitalised words, joined by lowercase joiners, without a leading joiner."""
+    names, run, pending = [], [], []
+    for word in _WORDS.findall(sentence):
+        if word[0].isupper():
+            run.extend(pending)
+            run.append(word.rstrip(".,"))
+            pending = []
+        elif run and word.lower() in _JOINERS:
+            pending.append(word)
+        else:
+            if run:
+                names.append(" ".join(run))
+            run, pending = [], []
+    if run:
+        names.append(" ".join(run))
+    # A lone capitalised word that starts a sentence ("The", "In") is not a name.
+    return [n for n in names if " " in n or (n.lower() not in _JOINERS and len(n) > 2)]
+
+
+def follow(
+    kb: KnowledgeBase,
+    question: str,
+    passages: Sequence[Passage],
+    options: AskOptions,
+    cache: EmbeddingCache,
+) -> Hop | None:
+    """The second retrieval, or None when the first passages name nothing new or the search
+    finds only passages already retrieved."""
+    sources = sorted(passages, key=lambda p: -p.best)[:BRIDGE_SOURCES]
+    sentences = [p.sentences[i].text for p in sources for i in p.selected(limit=1)]
+    names = bridge_terms(question, sentences)
+    if not names:
+        return None
+    query = f"{question} {' '.join(names)}"
+    seen = {p.hit.chunk_id for p in passages}
+    # The first passages come back first; search deep enough to get past them.
+    k = options.k + NEW_PASSAGES + len(seen)
+    hits = kb.search(query, k=k, mode=options.mode, filters=options.filters)
+    new = [h for h in hits if h.chunk_id not in seen][:NEW_PASSAGES]
+    if not new:
+        return None
+    return Hop(query, tuple(score_passages(query, new, cache, Analyzer())))
