@@ -164,3 +164,19 @@ def test_a_rewrite_that_drops_the_follow_ups_own_words_is_not_used(kb: Knowledge
     good = Conversation(kb, FakeGenerator(["Can I freeze lentil soup?"]))
     good.turns = talk.turns
     assert good.standalone("What about freezing it?") == "Can I freeze lentil soup?"
+
+
+def test_a_question_that_offers_choices_is_answered_with_one(kb: KnowledgeBase) -> None:
+    from llama_cpp import LlamaGrammar
+
+    from askdocs.answer.packing import choice_grammar, choices
+
+    question = "Which is descaled with citric acid, an espresso machine or a volcano?"
+    assert choices(question) == ("an espresso machine", "a volcano")
+    generator = FakeGenerator(["an espresso machine [1]"])
+    answer = stream_answer(kb, generator, question, style="short")
+    final = list(answer)[-1].answer
+    (grammar,) = generator.grammars
+    assert grammar == choice_grammar(("an espresso machine", "a volcano"), len(final.passages))
+    LlamaGrammar.from_string(grammar, verbose=False)
+    assert choices("When do spring tides come?") is None

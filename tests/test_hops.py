@@ -65,3 +65,30 @@ def test_an_answer_with_hops_shows_and_cites_the_bridge_passage(make_kb: MakeKb)
     assert answer.answered and answer.citations[0].path == "wiki://1"
     assert "hop" in answer.timings
     assert isinstance(Final(answer), Final)
+
+
+def test_an_answer_naming_the_bridge_is_asked_again_about_it(make_kb: MakeKb) -> None:
+    from askdocs.answer import Token, stream_answer
+
+    kb = _kb(make_kb)
+    generator = FakeGenerator(["Éric Rohmer [1]", "Cahiers du cinéma [1]"])
+    options = AskOptions(k=1, style="short", hops=2)
+    events = list(stream_answer(kb, generator, QUESTION, options))
+    answer = events[-1].answer
+    assert len(generator.calls) == 2
+    assert "(about Éric Rohmer)" in generator.calls[1][1].content
+    # Only the second answer was streamed; the first, held back, named the bridge.
+    assert "".join(e.text for e in events if isinstance(e, Token)) == "Cahiers du cinéma [1]"
+    assert answer.answered and "Cahiers du cinéma" in answer.text
+    assert answer.citations[0].path == "wiki://1" and "asked again" in answer.note
+
+
+def test_an_answer_that_is_not_the_bridge_is_sent_as_it_came(make_kb: MakeKb) -> None:
+    from askdocs.answer import Token, stream_answer
+
+    kb = _kb(make_kb)
+    generator = FakeGenerator(["Cahiers du cinéma [2]"])
+    events = list(stream_answer(kb, generator, QUESTION, AskOptions(k=1, style="short", hops=2)))
+    assert len(generator.calls) == 1
+    assert [e.text for e in events if isinstance(e, Token)] == ["Cahiers du cinéma [2]"]
+    assert events[-1].answer.note == ""

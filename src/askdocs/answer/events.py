@@ -42,6 +42,7 @@ class Clock:
     start: float = field(default_factory=time.perf_counter)
     last: float = 0.0
     laps: dict[str, float] = field(default_factory=dict)
+    first_token: float = 0.0  # seconds from the start to the first generated piece
 
     def lap(self, name: str) -> None:
         now = time.perf_counter() - self.start

@@ -43,6 +43,27 @@ class Hop:
 
     query: str
     passages: tuple[Passage, ...]
+    names: tuple[str, ...] = ()  # the bridge names the query added
+
+
+def named_bridge(answer: str, hop: Hop | None) -> str | None:
+    """The bridge name a short answer gives, if it gives one: asked "Who is the spouse of the
+    director of film Fire-Eater?", a small model answers with the director. The question
+    asks about the bridge, so its answer is never the bridge itself.
+
+    >>> named_bridge("Honkasalo", Hop("q", (), ("Finnish", "Pirjo Honkasalo")))
+    'Pirjo Honkasalo'
+    >>> named_bridge("Pirkko Saisio", Hop("q", (), ("Pirjo Honkasalo",))) is None
+    True
+    """
+    if hop is None:
+        return None
+    said = set(Analyzer(stem=False).tokens(answer))
+    for name in hop.names:
+        words = set(Analyzer(stem=False).tokens(name))
+        if said and words and (said <= words or words <= said):
+            return name
+    return None
 
 
 def bridge_terms(question: str, sentences: Sequence[str], limit: int = MAX_BRIDGES) -> list[str]:
@@ -99,4 +120,4 @@ def follow(
     new = [h for h in hits if h.chunk_id not in seen][:NEW_PASSAGES]
     if not new:
         return None
-    return Hop(query, tuple(score_passages(query, new, cache, Analyzer())))
+    return Hop(query, tuple(score_passages(query, new, cache, Analyzer())), tuple(names))

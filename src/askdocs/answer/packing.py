@@ -7,6 +7,7 @@ prompt is counted with the model's own tokenizer before generation.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -169,14 +170,50 @@ def has_cjk(text: str) -> bool:
     return any("\u3000" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" for ch in text)
 
 
-def grammar_for(style: str, packed: Packed) -> str | None:
-    """The grammar decoding follows for `style` over the packed passages (None: none shown)."""
+def grammar_for(style: str, packed: Packed, question: str = "") -> str | None:
+    """The grammar decoding follows for `style` over the packed passages (None: none shown).
+
+    A short answer to a question that offers its choices ("Which film came out first, X or
+    Y?") is held to one of them.
+    """
     n = len(packed.shown)
     if not n:
         return None
     if style != "full":
-        return answer_grammar(n)
+        offered = choices(question)
+        return choice_grammar(offered, n) if offered else answer_grammar(n)
     return full_grammar(n, cjk=any(has_cjk(m.content) for m in packed.messages))
+
+
+def choices(question: str) -> tuple[str, str] | None:
+    """The two choices a question ends with, if it offers them after a comma.
+
+    >>> choices("Who was born later, Edwin Vose Sumner Jr. or Rene Röthke?")
+    ('Edwin Vose Sumner Jr.', 'Rene Röthke')
+    >>> choices("Is it red or blue?") is None
+    True
+    """
+    text = question.strip().rstrip("?").rstrip()
+    comma = text.rfind(", ")
+    if comma < 0:
+        return None
+    first, sep, second = text[comma + 2 :].rpartition(" or ")
+    first, second = first.strip(), second.strip()
+    if not sep or not first or not second or len(first) + len(second) > 2 * ANSWER_CHARS:
+        return None
+    return first, second
+
+
+def choice_grammar(offered: Sequence[str], passages: int) -> str:
+    r"""GBNF for a short answer that is one of `offered`, then one citation.
+
+    >>> print(choice_grammar(("Life Hits", 'It"s'), 2))
+    root ::= choice " [" [1-2] "]"
+    choice ::= "Life Hits" | "It\"s"
+    """
+    numbers = f"[1-{passages}]" if passages > 1 else '"1"'
+    quoted = " | ".join(json.dumps(o, ensure_ascii=False) for o in offered)
+    return f'root ::= choice " [" {numbers} "]"\nchoice ::= {quoted}'
 
 
 def candidates(

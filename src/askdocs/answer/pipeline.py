@@ -7,7 +7,8 @@ generated piece, and one `Final(answer)` last; `ask` is `stream_answer` drained.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator as Generator_
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +22,12 @@ from askdocs.answer.checks import (
     structured,
 )
 from askdocs.answer.events import Clock, Event, Final, Retrieved, Token
-from askdocs.answer.hops import BRIDGE_BUDGET, follow
+from askdocs.answer.hops import BRIDGE_BUDGET, Hop, follow, named_bridge
 from askdocs.answer.options import AskOptions, options_of
 from askdocs.answer.packing import (
     FULL_BUDGET,
     PASSAGE_BUDGET,
+    Packed,
     Shown,
     candidates,
     citation,
@@ -33,6 +35,7 @@ from askdocs.answer.packing import (
     pack,
 )
 from askdocs.answer.styles import resolve
+from askdocs.citations import strip_citations
 from askdocs.extractive import EmbeddingCache, Passage, evidence, extract, score_passages
 from askdocs.generation import Decoding, Generator
 from askdocs.text import Analyzer
@@ -99,10 +102,9 @@ def stream_answer(
     passages = score_passages(question, hits, cache, Analyzer())
     clock.lap("select")
     strength = round(evidence(passages), 4)
-    bridge: tuple[Passage, ...] = ()
+    hop = None
     if o.hops > 1 and strength >= EVIDENCE_THRESHOLD:
         hop = follow(kb, question, passages, o, cache)
-        bridge = hop.passages if hop else ()
         clock.lap("hop")
     run_mode = "generative" if use_model else "extractive"
     if o.json_schema is not None and use_model:
@@ -117,7 +119,7 @@ def stream_answer(
         return
     assert generator is not None
     yield from _generative(
-        question, passages, generator, cache, clock, strength, o, decoding, style, bridge
+        question, passages, generator, cache, clock, strength, o, decoding, style, hop
     )
 
 
@@ -168,32 +170,38 @@ def _generative(
     o: AskOptions,
     decoding: Decoding,
     style: str,
-    bridge: Sequence[Passage] = (),
+    hop: Hop | None = None,
 ) -> Iterator[Event]:
     json_schema = o.json_schema
     is_structured = json_schema is not None
     budget = o.budget or (FULL_BUDGET if style == "full" else PASSAGE_BUDGET)
+    bridge = hop.passages if hop else ()
     packed = pack(
         question, passages, generator,
         max_tokens=decoding.max_tokens, budget=budget + BRIDGE_BUDGET * len(bridge),
         structured=is_structured, style=style, pinned=bridge,
     )  # fmt: skip
     clock.lap("pack")
-    numbered = tuple(citation(s) for s in packed.shown)
-    yield Retrieved(numbered)
-    pieces: list[str] = []
-    first_token = 0.0
-    grammar = None if is_structured else grammar_for(style, packed)
-    for piece in generator.stream(
-        packed.messages, decoding, json_schema=json_schema, grammar=grammar
-    ):
-        if not pieces:
-            clock.lap("first_token")
-            first_token = clock.last  # seconds since the question came in
-        pieces.append(piece)
-        yield Token(piece)
+    yield Retrieved(tuple(citation(s) for s in packed.shown))
+    grammar = None if is_structured else grammar_for(style, packed, question)
+    # A short answer over a bridge is held back until it is known not to name the bridge
+    # (a few tokens: the wait is short), then sent, or asked again about the bridge.
+    hold = bool(bridge) and style == "short" and not is_structured
+    draft = yield from _stream(generator, packed, decoding, grammar, json_schema, clock, hold)
+    note = ""
+    name = named_bridge(strip_citations(draft), hop) if hold else None
+    if name is not None:
+        about = f"{question} (about {name})"
+        packed = pack(
+            about, [], generator, max_tokens=decoding.max_tokens, budget=budget, pinned=bridge
+        )
+        note = f"first answered with {name}, which the question asks about; asked again about it"
+        grammar = grammar_for(style, packed)
+        draft = yield from _stream(generator, packed, decoding, grammar, None, clock, False)
+        clock.lap("second_answer")
+    elif hold:
+        yield Token(draft)
     clock.lap("generate")
-    draft = "".join(pieces)
     usage = generator.last_usage
     tokens = {
         "prompt": usage.prompt_tokens or packed.prompt_tokens,
@@ -209,11 +217,34 @@ def _generative(
         if not answer.answered and strength >= QUOTE_EVIDENCE:
             # The evidence says the answer is there; the model did not find it or state it.
             note = f"{answer.reason}; quoting the passages instead"
-            answer = replace(quoted(question, passages, strength), draft=draft, note=note)
+            answer = replace(quoted(question, passages, strength), draft=draft)
     clock.lap("check")
-    timings = {**clock.total(), "time_to_first_token": round(first_token, 4)}
+    timings = {**clock.total(), "time_to_first_token": round(clock.first_token, 4)}
     if usage.seconds_to_first_token:
         timings["model_first_token"] = round(usage.seconds_to_first_token, 4)
     if usage.seconds and usage.completion_tokens:
         timings["tokens_per_second"] = round(usage.completion_tokens / usage.seconds, 2)
-    yield Final(replace(answer, timings=timings, tokens=tokens, style=style))
+    yield Final(replace(answer, timings=timings, tokens=tokens, style=style, note=note))
+
+
+def _stream(
+    generator: Generator,
+    packed: Packed,
+    decoding: Decoding,
+    grammar: str | None,
+    json_schema: Mapping[str, Any] | None,
+    clock: Clock,
+    hold: bool,
+) -> Generator_[Event, None, str]:
+    """Generate over `packed`, yielding each piece as a Token unless `hold`; return the text."""
+    pieces: list[str] = []
+    for piece in generator.stream(
+        packed.messages, decoding, json_schema=json_schema, grammar=grammar
+    ):
+        if not pieces and not clock.first_token:
+            clock.lap("first_token")
+            clock.first_token = clock.last  # seconds since the question came in
+        pieces.append(piece)
+        if not hold:
+            yield Token(piece)
+    return "".join(pieces)
