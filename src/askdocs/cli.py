@@ -380,9 +380,19 @@ style_option = click.option(
 )
 
 
+hops_option = click.option(
+    "--hops",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="2: search again for the names the first passages add (questions needing two passages).",
+)
+
+
 @main.command(name="ask")
 @click.argument("question")
 @style_option
+@hops_option
 @click.option("--extractive", is_flag=True, help="No LLM: quote the best-supported sentences.")
 @click.option("--strict", is_flag=True, help="Drop unsupported sentences and bad citations.")
 @click.option("--schema", type=click.Path(exists=True, dir_okay=False), help="JSON schema file.")
@@ -393,8 +403,9 @@ style_option = click.option(
 @store_option
 @json_option
 def ask_command(
-    question: str, style: str, extractive: bool, strict: bool, schema: str | None, k: int | None,
-    mode: str | None, model: str | None, store: str | None, as_json: bool, **flags: Any,
+    question: str, style: str, hops: int, extractive: bool, strict: bool, schema: str | None,
+    k: int | None, mode: str | None, model: str | None, store: str | None, as_json: bool,
+    **flags: Any,
 ) -> None:  # fmt: skip
     """Answer QUESTION from the store, citing the passages each sentence comes from."""
     from askdocs.answer import AskOptions, stream_answer
@@ -405,7 +416,7 @@ def ask_command(
         _generator(kb.settings, needed=not extractive) as generator,
     ):
         options = AskOptions(
-            style=style, mode=mode, strict=strict, extractive=extractive,
+            style=style, hops=hops, mode=mode, strict=strict, extractive=extractive,
             json_schema=json_schema, decoding=_decoding(kb.settings, flags),
         ).but(**({"k": k} if k else {}))  # fmt: skip
         events = stream_answer(kb, generator, question, options)
@@ -420,13 +431,14 @@ def ask_command(
 
 @main.command()
 @style_option
+@hops_option
 @click.option("--extractive", is_flag=True, help="No LLM: quote the best-supported sentences.")
 @click.option("--strict", is_flag=True, help="Drop unsupported sentences and bad citations.")
 @model_option
 @decoding_options
 @store_option
 def chat(
-    style: str, extractive: bool, strict: bool, model: str | None, store: str | None,
+    style: str, hops: int, extractive: bool, strict: bool, model: str | None, store: str | None,
     **flags: Any,
 ) -> None:  # fmt: skip
     """Ask questions in turn; follow-ups may refer to earlier ones. /sources /reset /quit."""
@@ -438,7 +450,7 @@ def chat(
         _generator(kb.settings, needed=not extractive) as generator,
     ):
         options = AskOptions(
-            style=style, strict=strict, extractive=extractive,
+            style=style, hops=hops, strict=strict, extractive=extractive,
             decoding=_decoding(kb.settings, flags),
         )  # fmt: skip
         talk = Conversation(kb, generator, options)
@@ -499,12 +511,13 @@ def serve(
 @click.option("--limit", type=click.IntRange(1), default=None, help="Questions, spread evenly.")
 @click.option("--extractive", is_flag=True, help="No LLM: score extractive answers.")
 @style_option
+@hops_option
 @click.option("--no-refusals", is_flag=True, help="Skip the round with each article removed.")
 @model_option
 @decoding_options
 @json_option
 def answers(
-    file: str, store: str | None, limit: int | None, extractive: bool, style: str,
+    file: str, store: str | None, limit: int | None, extractive: bool, style: str, hops: int,
     no_refusals: bool, model: str | None, as_json: bool, **flags: Any,
 ) -> None:  # fmt: skip
     """Answer every question of a SQuAD v1.1-format FILE: EM, F1, citation accuracy,
@@ -519,8 +532,8 @@ def answers(
     ):
         result = evaluate_answers(
             kb, generator, Path(file), limit=limit, decoding=_decoding(kb.settings, flags),
-            extractive=extractive, options=AskOptions(style=style), refusals=not no_refusals,
-            progress=None if as_json else _count_progress,
+            extractive=extractive, options=AskOptions(style=style, hops=hops),
+            refusals=not no_refusals, progress=None if as_json else _count_progress,
         )  # fmt: skip
     if as_json:
         _emit(dataclasses.asdict(result))

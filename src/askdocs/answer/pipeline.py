@@ -200,7 +200,7 @@ def _generative(
         draft = yield from _stream(generator, packed, decoding, grammar, None, clock, False)
         clock.lap("second_answer")
     elif hold:
-        yield Token(draft)
+        yield _token(draft, clock)
     clock.lap("generate")
     usage = generator.last_usage
     tokens = {
@@ -227,6 +227,14 @@ def _generative(
     yield Final(replace(answer, timings=timings, tokens=tokens, style=style, note=note))
 
 
+def _token(text: str, clock: Clock) -> Token:
+    """A piece for the reader; the first one sets the time to first token."""
+    if not clock.first_token:
+        clock.lap("first_token")
+        clock.first_token = clock.last  # seconds since the question came in
+    return Token(text)
+
+
 def _stream(
     generator: Generator,
     packed: Packed,
@@ -241,10 +249,7 @@ def _stream(
     for piece in generator.stream(
         packed.messages, decoding, json_schema=json_schema, grammar=grammar
     ):
-        if not pieces and not clock.first_token:
-            clock.lap("first_token")
-            clock.first_token = clock.last  # seconds since the question came in
         pieces.append(piece)
         if not hold:
-            yield Token(piece)
+            yield _token(piece, clock)
     return "".join(pieces)

@@ -95,8 +95,8 @@ def to_decoding(state: ServerState, given: schemas.DecodingIn | None) -> Decodin
 )
 async def ask(body: schemas.AskIn, state: State, request: Request) -> Any:
     options = AskOptions(
-        style=body.style, k=body.k or K, mode=body.mode, filters=to_filters(body.filters),
-        strict=body.strict, extractive=body.extractive,
+        style=body.style, hops=body.hops, k=body.k or K, mode=body.mode,
+        filters=to_filters(body.filters), strict=body.strict, extractive=body.extractive,
         decoding=to_decoding(state, body.decoding),
     )  # fmt: skip
     params = AskParams(standalone_query(body.question, body.history), options)
