@@ -506,7 +506,7 @@ def serve(
 
 
 @eval_group.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True))
 @click.option("--store", metavar="DIR|NAME", help="Store to use (default: eval-<FILE name>).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Questions, spread evenly.")
 @click.option("--extractive", is_flag=True, help="No LLM: score extractive answers.")
@@ -521,24 +521,36 @@ def answers(
     no_refusals: bool, model: str | None, as_json: bool, **flags: Any,
 ) -> None:  # fmt: skip
     """Answer every question of a SQuAD v1.1-format FILE: EM, F1, citation accuracy,
-    refusal with each article removed, time to first token, prompt tokens."""
+    refusal with each article removed, time to first token, prompt tokens. FILE may also be
+    a CLAPnq directory (long-form answers: refusals, ROUGE-L, citation precision)."""
     from askdocs.answer import AskOptions
     from askdocs.evaluate_answers import evaluate_answers, format_answers
+    from askdocs.evaluate_longform import evaluate_longform, format_longform
 
     store = store or str(config.named_store(f"eval-{Path(file).stem}"))
+    longform = Path(file).is_dir()
     with (
         _open(store, create=True, **{"generation.model": model}) as kb,
         _generator(kb.settings, needed=not extractive) as generator,
     ):
-        result = evaluate_answers(
-            kb, generator, Path(file), limit=limit, decoding=_decoding(kb.settings, flags),
-            extractive=extractive, options=AskOptions(style=style, hops=hops),
-            refusals=not no_refusals, progress=None if as_json else _count_progress,
-        )  # fmt: skip
+        options = AskOptions(
+            style=style, hops=hops, extractive=extractive, decoding=_decoding(kb.settings, flags)
+        )
+        if longform:
+            result: Any = evaluate_longform(
+                kb, generator, Path(file), limit=limit, options=options,
+                progress=None if as_json else lambda done, total: _count_progress(
+                    "answered", done, total),
+            )  # fmt: skip
+        else:
+            result = evaluate_answers(
+                kb, generator, Path(file), limit=limit, options=options,
+                refusals=not no_refusals, progress=None if as_json else _count_progress,
+            )  # fmt: skip
     if as_json:
         _emit(dataclasses.asdict(result))
         return
-    click.echo(format_answers(result))
+    click.echo(format_longform(result) if longform else format_answers(result))
 
 
 def _count_progress(phase: str, done: int, total: int) -> None:
