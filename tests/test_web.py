@@ -115,6 +115,7 @@ def uploaded(
 ) -> Iterator[tuple[Session, Page]]:
     """A page that was given the token after a 401 and uploaded two files, one unreadable."""
     context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
     context.set_default_timeout(30_000)
     session = Session(context)
     folder = tmp_path_factory.mktemp("upload")
@@ -209,6 +210,12 @@ def test_extractive_answer_cites_the_passage_with_the_fact_highlighted(page: Pag
     expect(page.locator("#answer-facts")).to_contain_text("every sentence is supported")
     expect(page.locator("#sources-list li")).not_to_have_count(0)
     shot(page, "answer-extractive")
+    copy = page.locator("#answer button.copy")
+    expect(copy).to_have_text("Copy answer")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert FACT in copied and "[1] The Quillon lighthouse" in copied
 
     final.get_by_role("button", name=re.compile(r"^Source 1: The Quillon lighthouse")).click()
     dialog = page.get_by_role("dialog")

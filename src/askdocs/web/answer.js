@@ -225,8 +225,27 @@ function renderAnswer(answer) {
     seconds === undefined ? "" : `${seconds.toFixed(1)} s`,
   ].filter(Boolean);
   box.append(el("p", { class: "muted", id: "answer-facts", text: facts.join(" · ") }));
+  box.append(copyButton(answer));
   $("answer-state").textContent = "Answer:";
   showSources(answer.citations || [], "Sources");
+}
+
+// Copies the answer with its numbered sources underneath, as plain text.
+function copyButton(answer) {
+  const button = el("button", { type: "button", class: "secondary copy", text: "Copy answer" });
+  button.addEventListener("click", async () => {
+    const sources = (answer.citations || []).map(
+      (c) => `[${c.number}] ${[c.title || c.path, c.path, pageLabel(c.page)].filter(Boolean).join(", ")}`,
+    );
+    const text = [answer.text, "", ...sources].join("\n").trim();
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "Copied";
+    } catch {
+      button.textContent = "Copy failed: select the text instead";
+    }
+  });
+  return button;
 }
 
 function renderSentence(sentence, byNumber) {
