@@ -116,6 +116,13 @@ def _progress_bar(quiet: bool) -> Iterator[Callable[[Progress], None] | None]:
         bar.close()
 
 
+rerank_option = click.option(
+    "--rerank/--no-rerank",
+    default=None,
+    help="Reorder more candidates with the reranker (default: as configured, off).",
+)
+
+
 @main.command()
 @click.argument("query")
 @click.option("--mode", type=click.Choice(MODES), default=None, help="Default: hybrid.")
@@ -123,6 +130,7 @@ def _progress_bar(quiet: bool) -> Iterator[Callable[[Progress], None] | None]:
 @click.option("--fusion", type=click.Choice(FUSIONS), default=None, help="Hybrid fusion.")
 @click.option("--path", "path_glob", default=None, help="Only files matching this glob.")
 @click.option("--type", "kinds", multiple=True, help="Only these file types (pdf, md, ...).")
+@rerank_option
 @store_option
 @json_option
 def search(
@@ -132,12 +140,13 @@ def search(
     fusion: str | None,
     path_glob: str | None,
     kinds: tuple[str, ...],
+    rerank: bool | None,
     store: str | None,
     as_json: bool,
 ) -> None:
     """Search the store by meaning and keywords."""
     with _open(store, **{"search.fusion": fusion}) as kb:
-        hits = kb.search(query, k=k, mode=mode, filters=Filters(path_glob, kinds))
+        hits = kb.search(query, k=k, mode=mode, filters=Filters(path_glob, kinds), rerank=rerank)
     if as_json:
         _emit([dataclasses.asdict(h) for h in hits])
         return
@@ -393,6 +402,7 @@ hops_option = click.option(
 @click.argument("question")
 @style_option
 @hops_option
+@rerank_option
 @click.option("--extractive", is_flag=True, help="No LLM: quote the best-supported sentences.")
 @click.option("--strict", is_flag=True, help="Drop unsupported sentences and bad citations.")
 @click.option("--schema", type=click.Path(exists=True, dir_okay=False), help="JSON schema file.")
@@ -403,9 +413,9 @@ hops_option = click.option(
 @store_option
 @json_option
 def ask_command(
-    question: str, style: str, hops: int, extractive: bool, strict: bool, schema: str | None,
-    k: int | None, mode: str | None, model: str | None, store: str | None, as_json: bool,
-    **flags: Any,
+    question: str, style: str, hops: int, rerank: bool | None, extractive: bool, strict: bool,
+    schema: str | None, k: int | None, mode: str | None, model: str | None, store: str | None,
+    as_json: bool, **flags: Any,
 ) -> None:  # fmt: skip
     """Answer QUESTION from the store, citing the passages each sentence comes from."""
     from askdocs.answer import AskOptions, stream_answer
@@ -416,7 +426,7 @@ def ask_command(
         _generator(kb.settings, needed=not extractive) as generator,
     ):
         options = AskOptions(
-            style=style, hops=hops, mode=mode, strict=strict, extractive=extractive,
+            style=style, hops=hops, rerank=rerank, mode=mode, strict=strict, extractive=extractive,
             json_schema=json_schema, decoding=_decoding(kb.settings, flags),
         ).but(**({"k": k} if k else {}))  # fmt: skip
         events = stream_answer(kb, generator, question, options)

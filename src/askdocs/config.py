@@ -67,6 +67,21 @@ class SearchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RerankSettings:
+    """The stage between retrieval and answering (askdocs.rerank). Off by default: on 2 CPU
+    cores the local reranker did not pay for its time (docs/benchmarks.md, "Reranking")."""
+
+    backend: str = "none"  # none | local (sentence similarity) | remote (a rerank API)
+    candidates: int = 20  # hits retrieved and reordered; the best `k` are kept
+    base_url: str = ""  # remote: the server, e.g. http://127.0.0.1:8080 (TEI) or .../v1
+    api: str = "cohere"  # remote: "tei" (POST /rerank) or "cohere" (POST /rerank, Jina too)
+    model: str = ""  # remote: the model name sent (Cohere-style APIs)
+    api_key: str = field(default="", repr=False)
+    timeout: float = 30.0
+    retries: int = 3  # attempts on 429 and 5xx, with exponential backoff
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationSettings:
     backend: str = "llama"  # llama (in-process GGUF) | openai (any OpenAI-compatible server)
     # A packaged model name or the path of a .gguf file. Qwen2.5-Coder-1.5B: XQuAD token F1
@@ -131,6 +146,7 @@ class Settings:
     index: IndexSettings = field(default_factory=IndexSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
+    rerank: RerankSettings = field(default_factory=RerankSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
     def replace(self, **changes: Any) -> Settings:

@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from askdocs import ingest as ingesting
+from askdocs import rerank as reranking
 from askdocs.answer.events import Event
 from askdocs.answer.options import AskOptions, options_of
 from askdocs.config import Settings
 from askdocs.embeddings import Embedder, MiniLMEmbedder, embedder_id, load_embedder
 from askdocs.errors import ConfigError
 from askdocs.generation import Generator
+from askdocs.rerank import Reranker
 from askdocs.retrieval import Filters, retrieve
 from askdocs.store import Store, StoreStatus
 from askdocs.store.sqlite import SqliteStore, recorded_embedder
@@ -74,6 +76,7 @@ class KnowledgeBase:
         self._embedder = embedder
         self._generator = generator
         self._owns_generator = False
+        self._rerankers: dict[str, Reranker | None] = {}
 
     @classmethod
     def open(
@@ -169,16 +172,39 @@ class KnowledgeBase:
         k: int | None = None,
         mode: str | None = None,
         filters: Filters | None = None,
+        rerank: bool | None = None,
     ) -> list[Hit]:
-        return retrieve(
+        """The best `k` chunks for `query`. With a reranker (`rerank=True`, or None and
+        `settings.rerank.backend` set), `settings.rerank.candidates` hits are retrieved and
+        the reranker keeps the best `k` of them."""
+        reranker = self.reranker(rerank)
+        top = k or self.settings.search.k
+        depth = max(top, self.settings.rerank.candidates) if reranker else top
+        hits = retrieve(
             self.store,
             self.embedder,
             query,
             settings=self.settings.search,
-            k=k,
+            k=depth,
             mode=mode,
             filters=filters,
         )
+        return reranking.rerank(reranker, query, hits, top=top) if reranker else hits
+
+    def reranker(self, wanted: bool | None = None) -> Reranker | None:
+        """The configured reranker (None: none configured); `wanted=True` without one
+        configured gives the local one, `wanted=False` none."""
+        if wanted is False:
+            return None
+        backend = self.settings.rerank.backend
+        if wanted and backend == "none":
+            backend = "local"
+        if backend not in self._rerankers:
+            rerank_settings = dataclasses.replace(self.settings.rerank, backend=backend)
+            self._rerankers[backend] = reranking.open_reranker(
+                rerank_settings, lambda: self.embedder
+            )
+        return self._rerankers[backend]
 
     def status(self) -> StoreStatus:
         return self.store.status()

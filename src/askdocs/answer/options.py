@@ -37,7 +37,8 @@ class AskOptions:
     and bad citations; `json_schema` makes the model fill in JSON valid against the schema;
     `budget` caps the prompt tokens the passages take (None: the default); `decoding` holds
     the sampling settings (None: greedy, the configured defaults); `hops=2` retrieves again
-    for the names the first passages add to the question (`hops.py`).
+    for the names the first passages add to the question (`hops.py`); `rerank` reorders
+    more candidates with a reranker (None: as `settings.rerank` says; `askdocs.rerank`).
     """
 
     k: int = K
@@ -50,6 +51,7 @@ class AskOptions:
     budget: int | None = None
     decoding: Decoding | None = None
     hops: int = 1
+    rerank: bool | None = None
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:

@@ -96,7 +96,7 @@ def stream_answer(
             question, [], generator, max_tokens=decoding.max_tokens, structured=bool(o.json_schema)
         )
     clock = Clock()
-    hits = kb.search(question, k=o.k, mode=o.mode, filters=o.filters)
+    hits = kb.search(question, k=o.k, mode=o.mode, filters=o.filters, rerank=o.rerank)
     clock.lap("retrieve")
     cache = embedding_cache(kb.embedder)
     passages = score_passages(question, hits, cache, Analyzer())

@@ -95,7 +95,7 @@ def to_decoding(state: ServerState, given: schemas.DecodingIn | None) -> Decodin
 )
 async def ask(body: schemas.AskIn, state: State, request: Request) -> Any:
     options = AskOptions(
-        style=body.style, hops=body.hops, k=body.k or K, mode=body.mode,
+        style=body.style, hops=body.hops, rerank=body.rerank, k=body.k or K, mode=body.mode,
         filters=to_filters(body.filters), strict=body.strict, extractive=body.extractive,
         decoding=to_decoding(state, body.decoding),
     )  # fmt: skip

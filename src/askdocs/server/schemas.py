@@ -76,6 +76,7 @@ class AskIn(BaseModel):
     )
     style: Literal["auto", "short", "full"] = "auto"
     hops: int = Field(default=1, ge=1, le=2)
+    rerank: bool | None = None  # None: as `settings.rerank` says
     mode: Mode | None = None
     k: int | None = Field(default=None, ge=1, le=50)
     filters: FiltersIn | None = None
@@ -206,6 +207,16 @@ class EmbeddingsIn(BaseModel):
     input: EmbedText | list[EmbedText] = Field(min_length=1, max_length=MAX_EMBED_INPUTS)
     model: Text = Field(default="", max_length=200)
     encoding_format: Literal["float", "base64"] = "float"
+
+
+class RerankIn(BaseModel):
+    """The Cohere/Jina rerank request (also what `RemoteReranker(api="cohere")` sends)."""
+
+    model_config = LENIENT
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    documents: list[EmbedText] = Field(min_length=1, max_length=MAX_EMBED_INPUTS)
+    top_n: int | None = Field(default=None, ge=1)
+    model: Text = Field(default="", max_length=200)
 
 
 class ModelOut(BaseModel):
