@@ -5,7 +5,8 @@
     python benchmarks/bench_answers.py --data ../shared/data --out results.json
 
 Configurations are `+`-joined: a style (`short`, `full`, `auto`) and options (`hops`: the
-second retrieval of `askdocs.answer.hops`; `rerank`: the configured reranker). Each set is
+second retrieval of `askdocs.answer.hops` for every question; `autohops`: for the questions
+`needs_bridge` picks, the default; neither: never; `rerank`: the configured reranker). Each set is
 ingested once into a store under `--stores` (reused across runs), the default model is loaded
 once, and every configuration answers the same questions, spread evenly over the file
 (`askdocs.evaluate_answers.spread`). Scores are those of `askdocs eval answers`: SQuAD EM and
@@ -49,10 +50,12 @@ def machine() -> str:
 
 def options_for(config: str) -> dict[str, Any]:
     parts = config.split("+")
-    options: dict[str, Any] = {"style": parts[0]}
+    options: dict[str, Any] = {"style": parts[0], "hops": 1}
     for part in parts[1:]:
         if part == "hops":
             options["hops"] = 2
+        elif part == "autohops":
+            options["hops"] = None
         elif part == "rerank":
             options["rerank"] = True
         else:

@@ -174,7 +174,7 @@ def test_a_question_that_offers_choices_is_answered_with_one(kb: KnowledgeBase) 
     question = "Which is descaled with citric acid, an espresso machine or a volcano?"
     assert choices(question) == ("an espresso machine", "a volcano")
     generator = FakeGenerator(["an espresso machine [1]"])
-    answer = stream_answer(kb, generator, question, style="short")
+    answer = stream_answer(kb, generator, question, style="short", hops=1)
     final = list(answer)[-1].answer
     (grammar,) = generator.grammars
     assert grammar == choice_grammar(("an espresso machine", "a volcano"), len(final.passages))

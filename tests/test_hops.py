@@ -57,9 +57,10 @@ def test_the_second_retrieval_finds_the_bridge_passage(make_kb: MakeKb) -> None:
 def test_an_answer_with_hops_shows_and_cites_the_bridge_passage(make_kb: MakeKb) -> None:
     kb = _kb(make_kb)
     generator = FakeGenerator(["Cahiers du cinéma [2]"])
-    without = ask(kb, generator, QUESTION, AskOptions(k=1, style="short"))
+    without = ask(kb, generator, QUESTION, AskOptions(k=1, style="short", hops=1))
     assert [c.path for c in without.passages] == ["wiki://0"]
     answer = ask(kb, generator, QUESTION, AskOptions(k=1, style="short", hops=2))
+    assert ask(kb, generator, QUESTION, AskOptions(k=1, style="short")).passages == answer.passages
     paths = [c.path for c in answer.passages]
     assert paths[0] == "wiki://0" and "wiki://1" in paths
     assert answer.answered and answer.citations[0].path == "wiki://1"

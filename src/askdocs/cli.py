@@ -392,9 +392,9 @@ style_option = click.option(
 hops_option = click.option(
     "--hops",
     type=click.IntRange(1, 2),
-    default=1,
-    show_default=True,
-    help="2: search again for the names the first passages add (questions needing two passages).",
+    default=None,
+    help="2: search again for the names the first passages add; 1: never (default: when the "
+    "question asks about something through another, or compares two).",
 )
 
 
@@ -413,9 +413,9 @@ hops_option = click.option(
 @store_option
 @json_option
 def ask_command(
-    question: str, style: str, hops: int, rerank: bool | None, extractive: bool, strict: bool,
-    schema: str | None, k: int | None, mode: str | None, model: str | None, store: str | None,
-    as_json: bool, **flags: Any,
+    question: str, style: str, hops: int | None, rerank: bool | None, extractive: bool,
+    strict: bool, schema: str | None, k: int | None, mode: str | None, model: str | None,
+    store: str | None, as_json: bool, **flags: Any,
 ) -> None:  # fmt: skip
     """Answer QUESTION from the store, citing the passages each sentence comes from."""
     from askdocs.answer import AskOptions, stream_answer
@@ -448,8 +448,8 @@ def ask_command(
 @decoding_options
 @store_option
 def chat(
-    style: str, hops: int, extractive: bool, strict: bool, model: str | None, store: str | None,
-    **flags: Any,
+    style: str, hops: int | None, extractive: bool, strict: bool, model: str | None,
+    store: str | None, **flags: Any,
 ) -> None:  # fmt: skip
     """Ask questions in turn; follow-ups may refer to earlier ones. /sources /reset /quit."""
     from askdocs.answer import AskOptions
@@ -527,8 +527,8 @@ def serve(
 @decoding_options
 @json_option
 def answers(
-    file: str, store: str | None, limit: int | None, extractive: bool, style: str, hops: int,
-    no_refusals: bool, model: str | None, as_json: bool, **flags: Any,
+    file: str, store: str | None, limit: int | None, extractive: bool, style: str,
+    hops: int | None, no_refusals: bool, model: str | None, as_json: bool, **flags: Any,
 ) -> None:  # fmt: skip
     """Answer every question of a SQuAD v1.1-format FILE: EM, F1, citation accuracy,
     refusal with each article removed, time to first token, prompt tokens. FILE may also be

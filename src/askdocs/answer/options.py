@@ -37,7 +37,8 @@ class AskOptions:
     and bad citations; `json_schema` makes the model fill in JSON valid against the schema;
     `budget` caps the prompt tokens the passages take (None: the default); `decoding` holds
     the sampling settings (None: greedy, the configured defaults); `hops=2` retrieves again
-    for the names the first passages add to the question (`hops.py`); `rerank` reorders
+    for the names the first passages add to the question (`hops.py`; None: when the question
+    names what it asks about through another entity, or compares two); `rerank` reorders
     more candidates with a reranker (None: as `settings.rerank` says; `askdocs.rerank`).
     """
 
@@ -50,7 +51,7 @@ class AskOptions:
     json_schema: Mapping[str, Any] | None = None
     budget: int | None = None
     decoding: Decoding | None = None
-    hops: int = 1
+    hops: int | None = None
     rerank: bool | None = None
 
     def __post_init__(self) -> None:
@@ -58,8 +59,8 @@ class AskOptions:
             raise ConfigError(f"unknown style {self.style!r} (choose one of {', '.join(STYLES)})")
         if self.k < 1:
             raise ConfigError(f"k must be at least 1, got {self.k}")
-        if self.hops not in (1, 2):
-            raise ConfigError(f"hops must be 1 or 2, got {self.hops}")
+        if self.hops not in (None, 1, 2):
+            raise ConfigError(f"hops must be 1, 2 or None (by the question), got {self.hops}")
         if self.budget is not None and self.budget < 1:
             raise ConfigError(f"budget must be at least 1 token, got {self.budget}")
 

@@ -22,7 +22,7 @@ from askdocs.answer.checks import (
     structured,
 )
 from askdocs.answer.events import Clock, Event, Final, Retrieved, Token
-from askdocs.answer.hops import BRIDGE_BUDGET, Hop, follow, named_bridge
+from askdocs.answer.hops import BRIDGE_BUDGET, Hop, follow, named_bridge, needs_bridge
 from askdocs.answer.options import AskOptions, options_of
 from askdocs.answer.packing import (
     FULL_BUDGET,
@@ -103,7 +103,8 @@ def stream_answer(
     clock.lap("select")
     strength = round(evidence(passages), 4)
     hop = None
-    if o.hops > 1 and strength >= EVIDENCE_THRESHOLD:
+    hops = o.hops or (2 if needs_bridge(question) else 1)
+    if hops > 1 and strength >= EVIDENCE_THRESHOLD:
         hop = follow(kb, question, passages, o, cache)
         clock.lap("hop")
     run_mode = "generative" if use_model else "extractive"
@@ -189,7 +190,7 @@ def _generative(
     hold = bool(bridge) and style == "short" and not is_structured
     draft = yield from _stream(generator, packed, decoding, grammar, json_schema, clock, hold)
     note = ""
-    name = named_bridge(strip_citations(draft), hop) if hold else None
+    name = named_bridge(strip_citations(draft), hop, question) if hold else None
     if name is not None:
         about = f"{question} (about {name})"
         packed = pack(

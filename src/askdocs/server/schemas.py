@@ -75,7 +75,7 @@ class AskIn(BaseModel):
         default_factory=list, max_length=50
     )
     style: Literal["auto", "short", "full"] = "auto"
-    hops: int = Field(default=1, ge=1, le=2)
+    hops: int | None = Field(default=None, ge=1, le=2)  # None: by the question
     rerank: bool | None = None  # None: as `settings.rerank` says
     mode: Mode | None = None
     k: int | None = Field(default=None, ge=1, le=50)
