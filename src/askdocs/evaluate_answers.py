@@ -58,6 +58,7 @@ class Outcome:
     id: str
     prediction: str
     answered: bool
+    reason: str  # why it was refused, when it was
     exact: float
     f1: float
     contains: float  # a gold answer appears in the answer (how a full answer is scored)
@@ -259,6 +260,7 @@ def _outcome(question: Question, answer: Answer, refused_without: bool) -> Outco
         id=question.id,
         prediction=prediction,
         answered=answer.answered,
+        reason=answer.reason,
         exact=exact_match(prediction, question.answers),
         f1=token_f1(prediction, question.answers),
         contains=contains_answer(prediction, question.answers),

@@ -186,20 +186,22 @@ def grammar_for(style: str, packed: Packed, question: str = "") -> str | None:
 
 
 def choices(question: str) -> tuple[str, str] | None:
-    """The two choices a question ends with, if it offers them after a comma.
+    """The two choices a question ends with, offered after a comma ("..., A or B?").
 
     >>> choices("Who was born later, Edwin Vose Sumner Jr. or Rene Röthke?")
     ('Edwin Vose Sumner Jr.', 'Rene Röthke')
+    >>> choices("Which is older, Una Storia (1969 Film) or Ta Chvíle, Ten Okamžik?")
+    ('Una Storia (1969 Film)', 'Ta Chvíle, Ten Okamžik')
     >>> choices("Is it red or blue?") is None
     True
     """
     text = question.strip().rstrip("?").rstrip()
-    comma = text.rfind(", ")
-    if comma < 0:
+    or_at = text.rfind(" or ")
+    comma = text.rfind(", ", 0, max(or_at, 0))
+    if or_at < 0 or comma < 0:
         return None
-    first, sep, second = text[comma + 2 :].rpartition(" or ")
-    first, second = first.strip(), second.strip()
-    if not sep or not first or not second or len(first) + len(second) > 2 * ANSWER_CHARS:
+    first, second = text[comma + 2 : or_at].strip(), text[or_at + 4 :].strip()
+    if not first or not second or len(first) + len(second) > 2 * ANSWER_CHARS:
         return None
     return first, second
 
@@ -267,7 +269,9 @@ def pack(
         )
     room = min(limit - base, budget)
     shown: list[Shown] = []
+    # With bridge passages, one passage fewer of the first retrieval: the prompt is the cost
     limit_passages = (FULL_PASSAGES if style == "full" else MAX_PASSAGES) + len(pinned)
+    limit_passages -= 1 if pinned else 0
     for passage in candidates(passages, limit_passages, pinned):
         for indices in _fallbacks(passage, style):
             trial = Shown(len(shown) + 1, passage, indices)
