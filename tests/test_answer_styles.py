@@ -180,3 +180,18 @@ def test_a_question_that_offers_choices_is_answered_with_one(kb: KnowledgeBase) 
     assert grammar == choice_grammar(("an espresso machine", "a volcano"), len(final.passages))
     LlamaGrammar.from_string(grammar, verbose=False)
     assert choices("When do spring tides come?") is None
+
+
+def test_quotes_replace_a_refusal_only_when_they_hold_the_question() -> None:
+    from askdocs.answer.pipeline import quotes_the_question
+    from askdocs.types import Answer, Citation
+
+    soup = Citation(1, 1, "soup.txt", "Everyday Lentil Soup", None, 0, 10, "", 0.7)
+    storage = Answer(
+        "q", "Keep it covered in the fridge for up to 4 days [1]. It freezes well [1].", True,
+        (soup,),
+    )  # fmt: skip
+    asked = "How long does lentil soup keep in the fridge, and can I freeze it?"
+    assert quotes_the_question(asked, storage) is storage
+    protein = Answer("q", "Cooked lentils contain roughly 9 grams of protein [1].", True, (soup,))
+    assert quotes_the_question("How many calories are in a bowl of lentil soup?", protein) is None

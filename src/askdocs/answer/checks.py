@@ -35,6 +35,9 @@ EVIDENCE_THRESHOLD = 0.38
 # the fridge, and can I freeze it?" -> "keep it covered in the fridge for up to 4 days ...").
 # Well above EVIDENCE_THRESHOLD so that questions the documents do not answer stay refused.
 QUOTE_EVIDENCE = 0.6
+# ... and when the quoted sentences (with their titles) hold this share of the question's
+# terms: a topical near miss ("How many calories are in a bowl of lentil soup?") does not.
+QUOTE_COVERAGE = 0.75
 _REFUSAL_MARKERS = (
     "do not contain the answer",
     "don't contain the answer",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from askdocs.answer.checks import (
     EVIDENCE_THRESHOLD,
+    QUOTE_COVERAGE,
     QUOTE_EVIDENCE,
     append_marker,
     check_schema,
@@ -36,7 +37,14 @@ from askdocs.answer.packing import (
 )
 from askdocs.answer.styles import resolve
 from askdocs.citations import strip_citations
-from askdocs.extractive import EmbeddingCache, Passage, evidence, extract, score_passages
+from askdocs.extractive import (
+    EmbeddingCache,
+    Passage,
+    coverage,
+    evidence,
+    extract,
+    score_passages,
+)
 from askdocs.generation import Decoding, Generator
 from askdocs.text import Analyzer
 from askdocs.types import Answer, SentenceSupport
@@ -45,6 +53,10 @@ if TYPE_CHECKING:
     from askdocs.embeddings import Embedder
     from askdocs.kb import KnowledgeBase
 
+
+# Words that shape a question rather than say what it is about ("How long does ...").
+_ASKING_WORDS = """how what when where why who whom whose which do does did can could should
+    would will shall may might must i me my you your we our much many long often tell"""
 
 _caches: weakref.WeakKeyDictionary[Any, EmbeddingCache] = weakref.WeakKeyDictionary()
 
@@ -133,6 +145,18 @@ def _extractive(
     yield Final(replace(answer, timings=clock.total()))
 
 
+def quotes_the_question(question: str, quote: Answer) -> Answer | None:
+    """`quote` when its sentences, with the titles they come from, hold nearly every term of
+    the question (`QUOTE_COVERAGE`); None otherwise. "How many calories are in a bowl of
+    lentil soup?" finds sentences about lentil soup with strong evidence, but none says
+    "calories": the model's refusal stands."""
+    analyzer = Analyzer()
+    terms = set(analyzer.tokens(question)) - set(analyzer.tokens(_ASKING_WORDS))
+    titles = " ".join(c.title for c in quote.citations)
+    held = coverage(terms, f"{titles} {quote.text}", analyzer)
+    return quote if terms and held >= QUOTE_COVERAGE else None
+
+
 def quoted(question: str, passages: Sequence[Passage], strength: float) -> Answer:
     """The extractive answer: the best-supported sentences, each with its citation."""
     shown = [Shown(n, p, p.selected()) for n, p in enumerate(candidates(passages), 1)]
@@ -217,8 +241,10 @@ def _generative(
         answer = checked(question, draft, packed, passages, cache, strength, strict=o.strict)
         if not answer.answered and strength >= QUOTE_EVIDENCE:
             # The evidence says the answer is there; the model did not find it or state it.
-            note = f"{answer.reason}; quoting the passages instead"
-            answer = replace(quoted(question, passages, strength), draft=draft)
+            quote = quotes_the_question(question, quoted(question, passages, strength))
+            if quote is not None:
+                note = f"{answer.reason}; quoting the passages instead"
+                answer = replace(quote, draft=draft)
     clock.lap("check")
     timings = {**clock.total(), "time_to_first_token": round(clock.first_token, 4)}
     if usage.seconds_to_first_token:
