@@ -259,6 +259,25 @@ def test_system_prompt_prefix_is_reused(smol: WorkerGenerator) -> None:
     assert reused >= smol.prompt_tokens([system]) - 4
 
 
+def test_switching_instructions_restores_their_prefix_and_answers_the_same(
+    smol: WorkerGenerator,
+) -> None:
+    first = Message("system", SYSTEM + " Facts: " + "The sky is blue. " * 40)
+    second = Message("system", "Answer in French. " + "The grass is green. " * 40)
+    question = Message("user", "What colour is the sky?")
+    greedy = Decoding(temperature=0.0, max_tokens=12)
+    before = _text(smol, [first, question], greedy)
+    _text(smol, [second, question], greedy)
+    again = _text(smol, [first, question], greedy)  # the first prefix comes back from its copy
+    assert again == before
+    shared = smol.shared_length([first, question])
+    assert smol.last_usage.extra["reused_prompt_tokens"] >= shared
+    other = smol.prompt_ids([first, Message("user", "Why is grass green?")])
+    mine = smol.prompt_ids([first, question])
+    common = next(i for i, (a, b) in enumerate(zip(mine, other, strict=False)) if a != b)
+    assert shared == common  # everything before the question's own tokens
+
+
 def test_context_too_long_names_the_counts(smol: WorkerGenerator) -> None:
     long = [Message("user", "word " * 2000)]
     with pytest.raises(ContextTooLong, match="1024"):

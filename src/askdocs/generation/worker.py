@@ -35,7 +35,15 @@ from askdocs.generation import Decoding, Generator, Message, Usage, take_turn
 # Methods the parent may call on the child's generator besides `stream`; those past the
 # `Generator` protocol exist on `LlamaGenerator` (for measurements and tests).
 _CALLS = frozenset(
-    {"count_tokens", "tokens", "prompt_tokens", "prompt_ids", "render", "reset_cache"}
+    {
+        "count_tokens",
+        "tokens",
+        "prompt_tokens",
+        "prompt_ids",
+        "shared_length",
+        "render",
+        "reset_cache",
+    }
 )
 _EXIT_WAIT = 10.0  # seconds to let a child exit after its pipe closes
 
@@ -238,6 +246,9 @@ class WorkerGenerator:
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         return list(self._call("prompt_ids", list(messages)))
+
+    def shared_length(self, messages: Sequence[Message]) -> int:
+        return int(self._call("shared_length", list(messages)))
 
     def render(self, messages: Sequence[Message]) -> str:
         return str(self._call("render", list(messages)))
