@@ -37,6 +37,8 @@ from tests.test_answer import ESPRESSO_Q, _passages
         ("What is the difference between simple and compound interest?", "full"),
         ("How long does lentil soup keep in the fridge, and can I freeze it?", "full"),
         ("How much coffee should I use per cup?", "short"),
+        ("What were the parts of Gutenberg's printing system?", "full"),
+        ("What was the name of the lens?", "short"),
         ("How often should I descale the coffee maker?", "short"),
         ("Who painted the Mona Lisa?", "short"),
         ("When do spring tides come?", "short"),

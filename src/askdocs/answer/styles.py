@@ -113,6 +113,9 @@ def choose_style(question: str) -> str:
         return "short" if len(words) > 1 and words[1] in _HOW_SHORT else "full"
     if first in _FULL_OPENERS or first in _YES_NO:
         return "full"
+    # "What were the parts of ...?", "What are the steps ...?": a list, not a phrase
+    if first == "what" and len(words) > 2 and words[1] in ("are", "were") and words[2] == "the":
+        return "full"
     if any(phrase in text for phrase in _FULL_PHRASES):
         return "full"
     return "short"
