@@ -69,6 +69,7 @@ class Outcome:
     time_to_first_token: float
     tokens_per_second: float
     seconds: float
+    timings: dict[str, float] = field(default_factory=dict)  # each step, see `Answer.timings`
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +272,7 @@ def _outcome(question: Question, answer: Answer, refused_without: bool) -> Outco
         time_to_first_token=timings.get("time_to_first_token", 0.0),
         tokens_per_second=timings.get("tokens_per_second", 0.0),
         seconds=timings.get("total", 0.0),
+        timings=dict(timings),
     )
 
 
