@@ -201,17 +201,6 @@ async def embeddings(body: schemas.EmbeddingsIn, state: State) -> Any:
     return {"object": "list", "data": data, "model": embedder.id, "usage": usage}
 
 
-@router.post("/rerank")
-async def rerank(body: schemas.RerankIn, state: State) -> Any:
-    """Cohere/Jina-style reranking with the local reranker (`askdocs.rerank`)."""
-    reranker = state.kb.reranker(True)
-    assert reranker is not None  # wanted=True always gives one
-    scores = await anyio.to_thread.run_sync(reranker.scores, body.query, body.documents)
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])[: body.top_n]
-    results = [{"index": i, "relevance_score": round(float(scores[i]), 6)} for i in order]
-    return {"model": reranker.id, "results": results}
-
-
 @router.get("/models", response_model=schemas.ModelsOut)
 def models(state: State) -> dict[str, Any]:
     ids = [*MODELS, state.kb.embedder.id]

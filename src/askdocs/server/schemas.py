@@ -209,16 +209,6 @@ class EmbeddingsIn(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
 
 
-class RerankIn(BaseModel):
-    """The Cohere/Jina rerank request (also what `RemoteReranker(api="cohere")` sends)."""
-
-    model_config = LENIENT
-    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    documents: list[EmbedText] = Field(min_length=1, max_length=MAX_EMBED_INPUTS)
-    top_n: int | None = Field(default=None, ge=1)
-    model: Text = Field(default="", max_length=200)
-
-
 class ModelOut(BaseModel):
     id: str
     object: Literal["model"] = "model"
