@@ -22,6 +22,8 @@ from askdocs.answer.checks import (
     refusal,
     structured,
 )
+from askdocs.answer.compare import NAME_HITS, asked, compare
+from askdocs.answer.compare import answer as compared_answer
 from askdocs.answer.events import Clock, Event, Final, Retrieved, Token
 from askdocs.answer.hops import BRIDGE_BUDGET, Hop, follow, named_bridge, needs_bridge
 from askdocs.answer.options import AskOptions, options_of
@@ -47,7 +49,7 @@ from askdocs.extractive import (
 )
 from askdocs.generation import Decoding, Generator
 from askdocs.text import Analyzer
-from askdocs.types import Answer, SentenceSupport
+from askdocs.types import Answer, Hit, SentenceSupport
 
 if TYPE_CHECKING:
     from askdocs.embeddings import Embedder
@@ -119,6 +121,11 @@ def stream_answer(
     if hops > 1 and strength >= EVIDENCE_THRESHOLD:
         hop = follow(kb, question, passages, o, cache)
         clock.lap("hop")
+    if o.json_schema is None and asked(question) is not None:
+        found = hits + [p.hit for p in hop.passages] if hop else hits
+        compared = yield from _compared(kb, question, found, o, clock, style, strength)
+        if compared:
+            return
     run_mode = "generative" if use_model else "extractive"
     if o.json_schema is not None and use_model:
         run_mode = "structured"
@@ -134,6 +141,32 @@ def stream_answer(
     yield from _generative(
         question, passages, generator, cache, clock, strength, o, decoding, style, hop
     )
+
+
+def _compared(
+    kb: KnowledgeBase,
+    question: str,
+    hits: Sequence[Hit],
+    o: AskOptions,
+    clock: Clock,
+    style: str,
+    strength: float,
+) -> Generator_[Event, None, bool]:
+    """Answer a comparison of two dates in code (`answer.compare`); False: it cannot."""
+
+    def search(name: str) -> list[Hit]:
+        return kb.search(name, k=NAME_HITS, mode=o.mode, filters=o.filters, rerank=False)
+
+    result = compare(question, hits, search)
+    clock.lap("compare")
+    if result is None:
+        return False
+    answer = compared_answer(question, *result, style=style, evidence=strength)
+    yield Retrieved(answer.passages)
+    yield _token(answer.text, clock)
+    timings = {**clock.total(), "time_to_first_token": round(clock.first_token, 4)}
+    yield Final(replace(answer, timings=timings))
+    return True
 
 
 def _extractive(

@@ -216,7 +216,10 @@ function renderAnswer(answer) {
   const seconds = answer.timings?.total;
   const corrected = sentences.filter((s) => s.supported && s.added?.length).length;
   const facts = [
-    answer.mode === "extractive" ? "Quoted from the documents" : "Generated answer, checked against the passages",
+    {
+      extractive: "Quoted from the documents",
+      compared: "Dates read from the passages and compared",
+    }[answer.mode] ?? "Generated answer, checked against the passages",
     unsupported
       ? `${unsupported} sentence(s) not supported by the passages they cite`
       : corrected

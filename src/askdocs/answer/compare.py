@@ -1,0 +1,433 @@
+"""Questions that compare two dates, answered in code: "Which film came out first, A or B?",
+"Who was born later, A or B?", "Which film has the director who died earlier, A or B?".
+
+A 1.5B model shown both dates picks the wrong choice about half the time (docs/benchmarks.md,
+"Multi-hop"); comparing two dates is not a language task. `compare` finds, for each choice,
+the passage about it (its title or opening words), follows the role the question names
+("the director" -> "directed by <name>" -> that person's passage) when there is one, reads
+the date the question is about (birth or death from the life-span parenthesis or "born
+on ...", otherwise the first date of the passage), and compares. Passages it needs and
+the first search did not return are searched for by name. When any date is missing or the
+two are equal at the precision both give, it returns None and the model answers as before.
+
+    >>> asked("Which film came out first, Der Wixxer or The Butterfly Room?")
+    Asked(choices=('Der Wixxer', 'The Butterfly Room'), earliest=True, event='event', role=None)
+    >>> asked("Which film has the director who died later, Aardram or Land And Freedom?").role
+    'director'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from askdocs.answer.checks import append_marker
+from askdocs.answer.hops import _JOINERS
+from askdocs.answer.packing import choices
+from askdocs.types import Answer, Citation, Hit, SentenceSupport
+
+_MONTHS = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)  # fmt: skip
+_MONTH = "|".join(m.title() for m in _MONTHS) + "|" + "|".join(m[:3].title() for m in _MONTHS)
+_SP = r"[ \u00a0]{1,3}"  # bounded: every pattern here stays linear in the text's length
+_DATE = re.compile(
+    rf"\b(?:(?P<d1>\d{{1,2}}){_SP}(?P<m1>{_MONTH})\.?,?{_SP}(?P<y1>\d{{3,4}})"
+    rf"|(?P<m2>{_MONTH})\.?{_SP}(?P<d2>\d{{1,2}}),?{_SP}(?P<y2>\d{{3,4}})"
+    rf"|(?P<m3>{_MONTH})\.?,?{_SP}(?P<y3>\d{{3,4}})"
+    r"|(?P<y4>1\d{3}|20\d{2}))\b"
+)
+_YEAR_ONLY = re.compile(r"\b(\d{3,4})\b")
+_PAREN = re.compile(r"\(([^()]{1,160})\)")
+_BORN = re.compile(r"\bborn\b|\bb\.", re.IGNORECASE)
+_DIED = re.compile(r"\bdied\b|\bd\.|\bdeath\b", re.IGNORECASE)
+
+_EARLIEST = re.compile(r"\b(?:first|earlier|earliest|older|oldest|sooner|before)\b")
+_LATEST = re.compile(r"\b(?:later|latest|recently|younger|youngest|newer|newest|last)\b")
+_LONGER = re.compile(r"\blived longer\b|\blonger life\b|\blived the longest\b")
+_BIRTH = re.compile(r"\bborn\b|\bbirth\b|\bolder\b|\boldest\b|\byounger\b|\byoungest\b")
+_DEATH = re.compile(r"\bdied\b|\bdie\b|\bdeath\b|\bpassed away\b")
+
+# The role a question names the compared person through, and how a passage names that person.
+_BY = {
+    "director": "directed by|film by",
+    "producer": "produced by",
+    "composer": "composed by|music by|score by",
+    "writer": "written by",
+    "author": "written by",
+    "performer": "performed by|recorded by|sung by",
+    "founder": "founded by",
+    "creator": "created by",
+    "designer": "designed by",
+    "architect": "designed by",
+    "developer": "developed by",
+    "publisher": "published by",
+}
+_ROLE = re.compile(rf"\b(?:the|whose) ({'|'.join(_BY)})\b")
+NAME_HITS = 4  # passages searched for a name the first passages do not hold
+_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z]|\s*$)")
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a comparison question asks: which choice has the earliest (or latest) date of
+    `event` ("birth", "death", "lifespan" or "event": the first date of its passage)."""
+
+    choices: tuple[str, str]
+    earliest: bool
+    event: str
+    role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Date:
+    year: int
+    month: int = 0  # 0: not given
+    day: int = 0
+
+    def text(self) -> str:
+        if self.month and self.day:
+            return f"{self.day} {_MONTHS[self.month - 1].title()} {self.year}"
+        if self.month:
+            return f"{_MONTHS[self.month - 1].title()} {self.year}"
+        return str(self.year)
+
+    def key(self, precision: int) -> tuple[int, ...]:
+        return (self.year, self.month, self.day)[:precision]
+
+    @property
+    def precision(self) -> int:
+        return 3 if self.day else 2 if self.month else 1
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One choice's date, with the passages it was read from (the choice's passage first)."""
+
+    choice: str
+    date: Date | None  # what is compared: the date, or (a lifespan) None and `years`
+    years: float
+    said: str  # "was born on 19 January 1917"
+    person: str | None  # the role's holder, when the question names one
+    sources: tuple[tuple[Hit, int, int], ...]  # (passage, start, end of the sentence used)
+
+
+def asked(question: str) -> Asked | None:
+    """The comparison `question` asks for, or None when it is not a comparison of dates."""
+    offered = choices(question)
+    if offered is None:
+        return None
+    asking = question.lower()[: question.lower().rfind(offered[0].lower())]
+    role_match = _ROLE.search(asking)
+    role = role_match.group(1) if role_match else None
+    person = role is not None or asking.startswith("who")
+    if _LONGER.search(asking):
+        return Asked(offered, False, "lifespan", role) if person else None
+    earliest = bool(_EARLIEST.search(asking))
+    if earliest == bool(_LATEST.search(asking)):
+        return None  # neither or both: not a question of order
+    if _DEATH.search(asking):
+        event = "death"
+    elif person and _BIRTH.search(asking):
+        event = "birth"
+    elif person:
+        return None  # "Who came first" of two people: not a date this module reads
+    else:
+        event = "event"
+    return Asked(offered, earliest, event, role)
+
+
+Search = Callable[[str], Sequence[Hit]]
+
+
+def compare(
+    question: str, hits: Sequence[Hit], search: Search
+) -> tuple[Asked, Found, Found] | None:
+    """Both choices' dates and the question's reading, or None when a date is missing, or
+    the two cannot be told apart."""
+    what = asked(question)
+    if what is None:
+        return None
+    found = [_find(choice, what, list(hits), search) for choice in what.choices]
+    first, second = found
+    if first is None or second is None or _order(first, second) == 0:
+        return None
+    return what, first, second
+
+
+def _order(first: Found, second: Found) -> int:
+    """-1: `first` is earlier (or lived shorter), 1: later (longer), 0: cannot tell."""
+    if first.date is None or second.date is None:
+        a, b = first.years, second.years
+    else:
+        precision = min(first.date.precision, second.date.precision)
+        a, b = first.date.key(precision), second.date.key(precision)  # type: ignore[assignment]
+    return (a > b) - (a < b)
+
+
+def winner(what: Asked, first: Found, second: Found) -> Found:
+    later = _order(first, second) > 0
+    if what.event == "lifespan" or not what.earliest:
+        return first if later else second
+    return second if later else first
+
+
+def answer(
+    question: str, what: Asked, first: Found, second: Found, *, style: str, evidence: float
+) -> Answer:
+    """The checked answer: the winning choice, cited to the passages both dates come from;
+    a full answer says both dates, each with its citation."""
+    numbered: dict[tuple[int, int], Citation] = {}
+    for found in (first, second):
+        for hit, start, end in found.sources:
+            key = (hit.chunk_id, start)
+            if key not in numbered:
+                numbered[key] = _citation(len(numbered) + 1, hit, start, end)
+    cites = {
+        f.choice: [numbered[(h.chunk_id, s)].number for h, s, _ in f.sources]
+        for f in (first, second)
+    }
+    best = winner(what, first, second)
+    parts = [(best.choice, tuple(sorted(set(cites[first.choice] + cites[second.choice]))))]
+    if style == "full":
+        for f in (first, second):
+            subject = f"{f.person}, the {what.role} of {f.choice}," if f.person else f.choice
+            parts.append((f"{subject} {f.said}.", tuple(cites[f.choice])))
+        parts[0] = (f"{best.choice}.", parts[0][1])
+    sentences, texts, offset = [], [], 0
+    citations = {c.number: c for c in numbered.values()}
+    for text, numbers in parts:
+        part = append_marker(text, numbers)
+        c = citations[numbers[-1]]
+        span = (c.number, c.start, c.end)
+        sentences.append(
+            SentenceSupport(part, offset, offset + len(part), numbers, 1.0, True, evidence=span)
+        )
+        texts.append(part)
+        offset += len(part) + 1
+    said = "; ".join(
+        f"{f.choice}: {f.person + ' ' if f.person else ''}{f.said}" for f in (first, second)
+    )
+    ordered = tuple(citations[n] for n in sorted(citations))
+    return Answer(
+        question=question,
+        text=" ".join(texts),
+        answered=True,
+        citations=ordered,
+        sentences=tuple(sentences),
+        passages=ordered,
+        mode="compared",
+        style=style,
+        evidence=evidence,
+        note=f"dates compared in code ({said})",
+    )
+
+
+def _find(choice: str, what: Asked, hits: list[Hit], search: Search) -> Found | None:
+    own = _about(choice, hits) or _about(choice, search(choice))
+    if own is None:
+        return None
+    sources = []
+    person = None
+    target = own
+    if what.role is not None:
+        named = _holder(own.text, what.role)
+        if named is None:
+            return None
+        person, start, end = named
+        sources.append((own, start, end))
+        target = _about(person, hits) or _about(person, search(person))
+        if target is None:
+            return None
+    dated = _dated(target, what.event)
+    if dated is None:
+        return None
+    date, years, said, start, end = dated
+    sources.append((target, start, end))
+    return Found(choice, date, years, said, person, tuple(sources))
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().replace("\u2019", "'").split())
+
+
+def _base(name: str) -> str:
+    """The name without a trailing "(1993 film)" or "(director)"."""
+    at = name.find(" (")
+    return name[:at] if at > 0 and name.endswith(")") else name
+
+
+def _about(name: str, hits: Sequence[Hit]) -> Hit | None:
+    """The passage about `name`: titled with it, or opening with it."""
+    full, base = _norm(name), _norm(_base(name))
+    for hit in hits:
+        titles = {_norm(hit.title), _norm(hit.heading or "")}
+        if full in titles or base in titles:
+            return hit
+    for hit in hits:
+        opening = _norm(hit.text[: len(name) + 40])
+        if opening.startswith(full) or (
+            opening.startswith(base) and opening[len(base) : len(base) + 1] in (" ", "(", ",", "")
+        ):
+            return hit
+    return None
+
+
+def _holder(text: str, role: str) -> tuple[str, int, int] | None:
+    """Who holds `role` according to `text` ("... directed by Steno."), with the span of the
+    sentence saying so."""
+    by = re.compile(rf"\b(?:{_BY[role]})[ \u00a0]{{1,3}}", re.IGNORECASE)
+    match = by.search(text)
+    if match is None:
+        return None
+    name = _name_at(text[match.end() : match.end() + 120])
+    if name is None:
+        return None
+    start, end = _sentence_around(text, match.start())
+    return name, start, end
+
+
+def _name_at(text: str) -> str | None:
+    """The name `text` starts with: capitalised words and joiners, up to the end of the
+    sentence or clause ("Edwin L. Marin. The film ..." -> "Edwin L. Marin").
+
+    >>> _name_at("Edwin L. Marin. The film stars")
+    'Edwin L. Marin'
+    >>> _name_at("Barbet Schroeder and Éric Rohmer in 1962.")
+    'Barbet Schroeder'
+    >>> _name_at("and starring Harry Piel.")
+    'Harry Piel'
+    """
+    words: list[str] = []
+    split = text.split()[:12]
+    # "directed by and starring Harry Piel", "directed by the film's star Phillip Rhee"
+    lead = next((i for i, w in enumerate(split[:5]) if w[0].isupper()), 0)
+    if any(w[-1] in ".,;:!?" for w in split[:lead]):
+        return None
+    for word in split[lead : lead + 8]:
+        bare = word.rstrip(".,;:!?)\"'")
+        if bare and bare[0].isupper():
+            words.append(bare if len(bare) > 1 or not word.endswith(".") else word[:2])
+        elif words and word.lower() in _JOINERS:
+            words.append(word)
+            continue
+        else:
+            break
+        if word != bare and not (len(bare) == 1 and word.endswith(".")):
+            break  # punctuation after a word (not an initial) ends the name
+    while words and words[-1].lower() in _JOINERS:
+        words.pop()
+    return " ".join(words) or None
+
+
+def _dated(hit: Hit, event: str) -> tuple[Date | None, float, str, int, int] | None:
+    """(date, or None and the years of a lifespan; what it says; sentence span) of `event`
+    in the passage about one entity."""
+    text = hit.text
+    born = died = None
+    at = -1
+    for paren in _PAREN.finditer(text[:600]):
+        dates = _dates(paren.group(1), loose=True)
+        if not dates:
+            continue
+        inside = paren.group(1)
+        if len(dates) >= 2:
+            born, died = dates[0], dates[1]
+        elif _DIED.search(inside) and not _BORN.search(inside):
+            died = dates[0]
+        elif _BORN.search(inside):
+            born = dates[0]
+        at = paren.start()
+        break
+    if event in ("birth", "lifespan") and born is None:
+        born, at = _after(text, _BORN) or (None, at)
+    if event in ("death", "lifespan") and died is None:
+        died, at = _after(text, _DIED) or (None, at)
+    if event == "event":
+        match = _DATE.search(text)
+        if match is None:
+            return None
+        date = _date(match)
+        start, end = _sentence_around(text, match.start())
+        return date, 0.0, f"dates from {date.text()}", start, end
+    start, end = _sentence_around(text, max(at, 0))
+    if event == "birth" and born is not None:
+        return born, 0.0, f"was born {_on(born)}", start, end
+    if event == "death" and died is not None:
+        return died, 0.0, f"died {_on(died)}", start, end
+    if event == "lifespan" and born is not None and died is not None:
+        years = _years(died) - _years(born)
+        return None, years, f"lived {int(years)} years ({born.text()} to {died.text()})", start, end
+    return None
+
+
+def _after(text: str, word: re.Pattern[str]) -> tuple[Date, int] | None:
+    """The first date within 60 characters after `word` ("born on 8 August 1971")."""
+    for match in word.finditer(text):
+        dates = _dates(text[match.end() : match.end() + 60])
+        if dates:
+            return dates[0], match.start()
+    return None
+
+
+def _dates(text: str, *, loose: bool = False) -> list[Date]:
+    """Dates in `text`; `loose` also takes bare three-digit years ("c. 510 - c. 540")."""
+    found = [(m.start(), _date(m)) for m in _DATE.finditer(text)]
+    if loose and not found:
+        found = [(m.start(), Date(int(m.group(1)))) for m in _YEAR_ONLY.finditer(text)]
+    return [d for _, d in sorted(found, key=lambda p: p[0])]
+
+
+def _date(match: re.Match[str]) -> Date:
+    g = match.groupdict()
+    for n in "123":
+        if g.get(f"y{n}"):
+            month = _MONTHS.index(_month(g[f"m{n}"])) + 1
+            day = int(g[f"d{n}"]) if g.get(f"d{n}") else 0
+            return Date(int(g[f"y{n}"]), month, day if 1 <= day <= 31 else 0)
+    return Date(int(g["y4"]))
+
+
+def _month(name: str) -> str:
+    lowered = name.lower()
+    return next(m for m in _MONTHS if m.startswith(lowered[:3]))
+
+
+def _years(date: Date) -> float:
+    """The date in years; an unknown month or day counts as the middle of its range."""
+    month = date.month - 1 if date.month else 5.5
+    day = date.day - 1 if date.day else 15
+    return date.year + month / 12 + day / 372
+
+
+def _on(date: Date) -> str:
+    return f"on {date.text()}" if date.day else f"in {date.text()}"
+
+
+def _sentence_around(text: str, at: int) -> tuple[int, int]:
+    start = 0
+    for match in _SENTENCE_END.finditer(text, 0, at):
+        start = match.end()
+    end_match = _SENTENCE_END.search(text, at)
+    end = end_match.end() if end_match else len(text)
+    while start < end and text[start].isspace():
+        start += 1
+    return start, end
+
+
+def _citation(number: int, hit: Hit, start: int, end: int) -> Citation:
+    """`hit` cited by the sentence at [start, end) of its text (document offsets kept)."""
+    return Citation(
+        number=number,
+        chunk_id=hit.chunk_id,
+        path=hit.path,
+        title=hit.title,
+        page=hit.page,
+        start=hit.start + start,
+        end=hit.start + end,
+        text=hit.text[start:end],
+        score=hit.score,
+        spans=((hit.start + start, hit.start + end),),
+    )
