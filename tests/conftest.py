@@ -92,6 +92,42 @@ def _isolated_environment(
 
 
 @pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real PostgreSQL 16 with pgvector for the session, from the pgserver wheel (starts in
+    about a second). Where the wheel cannot start, the tests that need it are skipped with
+    the reason (shown in the summary: `-rs` is on)."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
+    try:
+        import pgserver
+    except ImportError as exc:
+        pytest.skip(f"PostgreSQL tests need the pgserver wheel: {exc}")
+    try:
+        server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    except Exception as exc:  # any failure to start on this platform
+        pytest.skip(f"pgserver cannot start PostgreSQL here: {type(exc).__name__}: {exc}")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def make_pg_url(postgres: Any) -> Callable[[], str]:
+    """`make_pg_url()`: the URL of a new, empty database on the session's server."""
+    import uuid
+
+    import psycopg
+
+    admin = postgres.get_uri()
+
+    def make() -> str:
+        name = f"askdocs_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return admin.replace("/postgres?", f"/{name}?", 1)
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def embedder() -> MiniLMEmbedder:
     """The real packaged MiniLM, loaded once for the whole test session."""
     return MiniLMEmbedder(threads=2)

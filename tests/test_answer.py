@@ -321,7 +321,10 @@ def test_eval_answers_extractive(make_kb: MakeKb, tmp_path: Path) -> None:
     assert m["citation_accuracy"] == 100.0 and m["evidence_accuracy"] == 100.0
     assert m["correct_refusal"] == 100.0  # each article's question alone in the other's store
     assert 0 < m["f1"] <= 100
-    assert sorted(kb.store.paths()) == ["squad://000/000", "squad://001/000"]  # re-added
+    assert sorted([d.path for d in kb.documents()]) == [
+        "squad://000/000",
+        "squad://001/000",
+    ]  # re-added
 
 
 def test_cli_ask_extractive_json(docs_store: Path) -> None:

@@ -347,7 +347,7 @@ def test_real_run_ingests_good_files_names_bad_ones_and_exits_1(
     with KnowledgeBase.open(config.load({"store": str(store)}, environ={})) as kb:
         status = kb.status()
         assert (status.documents, status.in_sync) == (6, True)
-        assert not any(name in p for p in kb.store.paths() for name in expected)
+        assert not any(name in p for p in [d.path for d in kb.documents()] for name in expected)
 
 
 @pytest.fixture

@@ -165,7 +165,7 @@ def assert_all_stored(
     kb: KnowledgeBase, folder: Path, assert_consistent: Callable[[SqliteStore], None]
 ) -> None:
     """Every file of `folder`, and nothing else, stored once and findable."""
-    assert sorted(kb.store.paths()) == sorted(str(p) for p in folder.iterdir())
+    assert sorted([d.path for d in kb.documents()]) == sorted(str(p) for p in folder.iterdir())
     status = kb.status()
     assert (status.documents, status.contents) == (41, 41)
     assert_consistent(kb.store)

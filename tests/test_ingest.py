@@ -158,7 +158,7 @@ def test_a_file_is_one_document_however_its_path_is_spelled(
     monkeypatch.chdir(docs_dir / "notes")
     again = kb.ingest(["../espresso.txt", docs_dir / "notes" / ".." / "volcanoes.md", "."])
     assert counts(again) == (0, 0, 3, 0)
-    assert len(kb.store.paths()) == 6
+    assert len([d.path for d in kb.documents()]) == 6
     assert kb.remove([docs_dir / "notes" / ".." / "espresso.txt"]) == 1
 
 
@@ -189,7 +189,7 @@ def test_remove_forgets_files_and_folders(
     assert kb.remove([docs_dir / "notes"]) == 1
     assert kb.remove([docs_dir / "espresso.txt", docs_dir / "never-ingested.txt"]) == 1
     assert kb.remove([docs_dir / "notes"]) == 0
-    assert sorted(Path(p).name for p in kb.store.paths()) == [
+    assert sorted(Path(p).name for p in [d.path for d in kb.documents()]) == [
         "chess.docx",
         "sourdough.html",
         "tides.pdf",
@@ -213,8 +213,8 @@ def test_prune_forgets_files_gone_from_disk_under_the_given_paths(
     assert kb.status().documents == 7
     report = kb.ingest([docs_dir], prune=True)
     assert counts(report) == (0, 0, 5, 1)
-    assert str(docs_dir / "volcanoes.md") not in kb.store.paths()
-    assert str(elsewhere / "keep.txt") in kb.store.paths()
+    assert str(docs_dir / "volcanoes.md") not in [d.path for d in kb.documents()]
+    assert str(elsewhere / "keep.txt") in [d.path for d in kb.documents()]
 
 
 def test_a_changed_chunking_setting_rechunks_every_file(
@@ -285,8 +285,8 @@ def test_bad_input_is_named_with_its_reason_and_the_rest_is_ingested(
     [failure] = report.failed
     assert failure.path == str(bad)
     assert reason in failure.reason
-    assert (report.added, len(kb.store.paths())) == (6, 6)
-    assert str(bad) not in kb.store.paths()
+    assert (report.added, len([d.path for d in kb.documents()])) == (6, 6)
+    assert str(bad) not in [d.path for d in kb.documents()]
 
 
 def test_failures_inside_a_folder_do_not_stop_the_folder(
@@ -326,7 +326,7 @@ def test_a_file_name_that_is_not_utf8_is_named_as_failed_and_the_rest_stored(
     [failure] = report.failed
     assert failure.path == str(docs_dir / "notes") + "/bad\\xff.txt"  # printable, escaped
     assert failure.reason == "the file name is not valid UTF-8; rename the file to ingest it"
-    assert (report.added, len(kb.store.paths())) == (6, 6)
+    assert (report.added, len([d.path for d in kb.documents()])) == (6, 6)
 
 
 def test_a_folder_that_cannot_be_listed_is_named_as_failed(

@@ -23,7 +23,7 @@ from askdocs.config import IndexSettings, SearchSettings
 from askdocs.errors import IndexMismatch, NotFound, StorageFull
 from askdocs.keyword import KeywordIndex
 from askdocs.retrieval import retrieve
-from askdocs.store import DocumentWrite, FileState, Store
+from askdocs.store import DocumentWrite, FileState, Filters, Store
 from askdocs.store.sqlite import SqliteStore
 from askdocs.testing import FakeEmbedder
 from askdocs.types import Chunk, Document, Page
@@ -42,16 +42,24 @@ def open_sqlite(directory: Path, *, embedder_id: str, dim: int, hnsw_threshold: 
     )
 
 
-# Every backend must pass the contract tests; a PostgreSQL one joins this mapping.
-BACKENDS: dict[str, Callable[..., Store]] = {"sqlite": open_sqlite}
+def open_postgres(url: str, *, embedder_id: str, dim: int, hnsw_threshold: int) -> Store:
+    from askdocs.store.postgres import PostgresStore
+
+    return PostgresStore(url, embedder_id=embedder_id, dim=dim)
+
+
+# Every backend passes the same contract tests.
+BACKENDS: dict[str, Callable[..., Store]] = {"sqlite": open_sqlite, "postgresql": open_postgres}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def open_store(
     request: pytest.FixtureRequest, tmp_path: Path, fake_embedder: FakeEmbedder
 ) -> Iterator[OpenStore]:
-    """`open_store(name="store", *, embedder_id=fake's, dim=fake's, hnsw_threshold=20_000)`."""
+    """`open_store(name="store", *, embedder_id=fake's, dim=fake's, hnsw_threshold=20_000)`:
+    the same `name` is the same store (a directory, or a database of the test server)."""
     opened: list[Store] = []
+    urls: dict[str, str] = {}
 
     def open_(
         name: str = "store",
@@ -60,8 +68,13 @@ def open_store(
         dim: int = fake_embedder.dim,
         hnsw_threshold: int = 20_000,
     ) -> Store:
+        where: Path | str = tmp_path / name
+        if request.param == "postgresql":
+            if name not in urls:
+                urls[name] = request.getfixturevalue("make_pg_url")()
+            where = urls[name]
         store = BACKENDS[request.param](
-            tmp_path / name, embedder_id=embedder_id, dim=dim, hnsw_threshold=hnsw_threshold
+            where, embedder_id=embedder_id, dim=dim, hnsw_threshold=hnsw_threshold
         )
         opened.append(store)
         return store
@@ -115,6 +128,10 @@ def link(write: DocumentWrite, path: str) -> DocumentWrite:
     )
 
 
+def paths(store: Store) -> list[str]:
+    return [d.path for d in store.documents()]
+
+
 def keyword_ids(store: Store, query: str, k: int = 10) -> list[int]:
     return store.search_keyword(query, k)[0].tolist()
 
@@ -165,8 +182,11 @@ def test_file_state_content_and_touch(
     )
     assert store.has_content(write.content_hash, PIPELINE)
     assert not store.has_content(write.content_hash, "another-pipeline")
-    store.touch(write.path, write.size, 2_000)
+    [before] = store.documents()
+    store.write([dataclasses.replace(link(write, write.path), mtime_ns=2_000)])  # touched
     assert store.file_state(write.path).mtime_ns == 2_000
+    [after] = store.documents()
+    assert (after.added_at, after.updated_at) == (before.added_at, before.updated_at)
 
 
 def test_cached_embeddings_are_the_stored_vectors(
@@ -252,18 +272,20 @@ def test_a_failed_batch_stores_nothing(
     orphan = link(make_write("/docs/beta.txt", BETA), "/docs/beta.txt")  # content never stored
     with pytest.raises(ValueError, match=r"beta\.txt"):
         store.write([good, orphan])
-    assert store.paths() == [] and store.status().chunks == 0
+    assert paths(store) == [] and store.status().chunks == 0
     assert keyword_ids(store, "aardvarks") == [] and all_ids(store) == []
 
 
-def test_remove_and_paths(open_store: OpenStore, make_write: Callable[..., DocumentWrite]) -> None:
+def test_remove_and_documents(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
     store = open_store()
     store.write([make_write(p, t) for p, t in [("/b/beta.txt", BETA), ("/a/alpha.txt", ALPHA)]])
     store.write([make_write("/c/gamma.txt", GAMMA)])
-    assert store.paths() == ["/a/alpha.txt", "/b/beta.txt", "/c/gamma.txt"]
+    assert paths(store) == ["/a/alpha.txt", "/b/beta.txt", "/c/gamma.txt"]
     assert store.remove(["/b/beta.txt", "/not/stored.txt"]) == 1
     assert store.remove([]) == 0
-    assert store.paths() == ["/a/alpha.txt", "/c/gamma.txt"]
+    assert paths(store) == ["/a/alpha.txt", "/c/gamma.txt"]
     assert keyword_ids(store, "beavers lodges") == []
     assert store.file_state("/b/beta.txt") is None
     assert len(all_ids(store)) == 4 and store.status().in_sync
@@ -281,29 +303,29 @@ def test_filters_by_path_glob_and_kind(
         ]
     )
 
-    def texts(**filters: object) -> set[str]:
-        allowed = store.allowed_ids(**filters)
-        return {r.text for r in store.records(allowed.tolist()).values()}
+    def texts(path_glob: str | None = None, kinds: tuple[str, ...] = ()) -> set[str]:
+        filters = Filters(path_glob, kinds)
+        ids = store.search_dense(np.ones(store.dim, np.float32), 100, filters)[0]
+        by_keyword = store.search_keyword("aardvarks beavers capybaras they", 100, filters)[0]
+        assert set(by_keyword.tolist()) <= set(ids.tolist())
+        return {r.text for r in store.records(ids.tolist()).values()}
 
-    assert store.allowed_ids() is None
+    assert len(store.search_dense(np.ones(store.dim, np.float32), 100, Filters())[0]) == 6
     assert texts(path_glob="*.md") == set(ALPHA)
     assert texts(path_glob="notes/*") == set(ALPHA + GAMMA)  # relative: matches anywhere
     assert texts(path_glob="/docs/*.pdf") == set(BETA)
-    assert texts(kinds=["pdf", ".TXT"]) == set(BETA + GAMMA)
-    assert texts(path_glob="*/notes/*", kinds=["txt"]) == set(GAMMA)
+    assert texts(kinds=("pdf", ".TXT")) == set(BETA + GAMMA)
+    assert texts(path_glob="*/notes/*", kinds=("txt",)) == set(GAMMA)
     assert texts(path_glob="*.docx") == set()
-    allowed = store.allowed_ids(kinds=["md"])
-    assert set(store.search_keyword("they", 10, allowed=allowed)[0].tolist()) <= set(
-        allowed.tolist()
-    )
-    assert set(
-        store.search_dense(np.ones(store.dim, np.float32), 10, allowed=allowed)[0].tolist()
-    ) == set(allowed.tolist())
+    assert texts(path_glob="/docs/notes/[ag]*") == set(ALPHA + GAMMA)
+    assert texts(path_glob="*/NOTES/*") == set()  # case-sensitive, like the file system
+    only_md = store.search_keyword("graze ants", 10, Filters(kinds=("md",)))[0].tolist()
+    assert only_md and {store.records(only_md)[i].kind for i in only_md} == {"md"}
     # the ids are kept per filter, and follow every change to the store
     store.write([make_write("/docs/delta.md", GAMMA, kind="md")])
-    assert texts(kinds=["md"]) == set(ALPHA + GAMMA)
+    assert texts(kinds=("md",)) == set(ALPHA + GAMMA)
     store.remove(["/docs/notes/alpha.md"])
-    assert texts(kinds=["md"]) == set(GAMMA)
+    assert texts(kinds=("md",)) == set(GAMMA)
     assert texts(path_glob="*.md") == set(GAMMA)
 
 
@@ -330,10 +352,10 @@ def test_reopening_keeps_everything(
 ) -> None:
     store = open_store()
     store.write([make_write("/docs/alpha.txt", ALPHA), make_write("/docs/beta.txt", BETA)])
-    before = keyword_ids(store, "dams ants"), all_ids(store), store.paths()
+    before = keyword_ids(store, "dams ants"), all_ids(store), paths(store)
     store.close()
     again = open_store()
-    assert (keyword_ids(again, "dams ants"), all_ids(again), again.paths()) == before
+    assert (keyword_ids(again, "dams ants"), all_ids(again), paths(again)) == before
     assert again.status().in_sync
 
 
@@ -361,10 +383,11 @@ def test_a_second_store_object_sees_new_writes_on_its_next_search(
     assert reader.search_dense(make_write("x", BETA).embeddings[0], 1)[0].tolist() == keyword_ids(
         writer, "beavers", 1
     )
-    writer.sync()  # index files saved, log truncated: the reader must reload, not miss changes
+    if isinstance(writer, SqliteStore):  # index files saved, log truncated: the reader must
+        writer.sync()  # reload, not miss changes
     writer.remove(["/docs/beta.txt"])
     assert keyword_ids(reader, "beavers") == [] and len(all_ids(reader)) == 2
-    assert reader.status().in_sync and reader.paths() == ["/docs/alpha.txt"]
+    assert reader.status().in_sync and paths(reader) == ["/docs/alpha.txt"]
 
 
 def test_hnsw_backed_store_stays_in_sync(
@@ -377,7 +400,7 @@ def test_hnsw_backed_store_stays_in_sync(
             for n in range(30)
         ]
     )
-    assert reader.status().vector_index == "hnsw"
+    assert "hnsw" in reader.status().vector_index
     # Chunks added and deleted between two of the reader's catch-ups never reach its index
     # (few enough deletes that no compaction hides a miscount).
     writer.write([make_write("/docs/0.txt", GAMMA)])
@@ -394,6 +417,23 @@ def test_a_missing_store_is_not_created_when_asked_not_to(tmp_path: Path) -> Non
     with pytest.raises(NotFound, match="askdocs ingest"):
         SqliteStore(tmp_path / "nowhere", embedder_id="x", dim=4, create=False)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_missing_postgresql_store_is_not_created_and_a_bad_url_is_named(
+    make_pg_url: Callable[[], str],
+) -> None:
+    from askdocs.store.postgres import PostgresStore, recorded_embedder
+
+    url = make_pg_url()
+    with pytest.raises(NotFound, match="askdocs ingest"):
+        PostgresStore(url, embedder_id="x", dim=4, create=False)
+    assert recorded_embedder(url) is None  # nothing was created
+    PostgresStore(url, embedder_id="x", dim=4).close()
+    assert recorded_embedder(url) == "x"
+    unreachable = "postgresql://someone:secret@127.0.0.1:9/nothing"
+    with pytest.raises(NotFound, match="cannot reach") as info:
+        PostgresStore(unreachable, embedder_id="x", dim=4)
+    assert "secret" not in str(info.value)  # the password is not repeated
 
 
 # -- SqliteStore: derived index files ------------------------------------------------------
@@ -702,7 +742,7 @@ def test_sqlite_on_a_full_disk_raises_storage_full_and_loses_nothing(
         assert "Free some space" in message and "ingest resumes" in message
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
         # nothing half-written; the store keeps answering, and takes writes again
-        assert store.paths() == ["/docs/alpha.txt", "/docs/beta.txt", "/docs/gamma.txt"]
+        assert paths(store) == ["/docs/alpha.txt", "/docs/beta.txt", "/docs/gamma.txt"]
         assert results(store, fake_embedder) == expected
         assert_consistent(store)
         store._db.execute("PRAGMA max_page_count = 1073741823")

@@ -54,6 +54,9 @@ class IndexSettings:
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     title_in_keywords: bool = True
+    # PostgreSQL stores only: "bm25" (computed in SQL, the embedded store's ranking) or
+    # PostgreSQL's "ts_rank_cd" (docs/benchmarks.md, "PostgreSQL").
+    keyword_ranking: str = "bm25"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +149,8 @@ def api_key(settings: GenerationSettings, environ: Mapping[str, str] | None = No
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    store: Path = field(default_factory=lambda: named_store(DEFAULT_STORE_NAME))
+    # A directory (the embedded store), or a `postgresql://` URL (askdocs.store.postgres).
+    store: Path | str = field(default_factory=lambda: named_store(DEFAULT_STORE_NAME))
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
@@ -172,13 +176,16 @@ def named_store(name: str) -> Path:
     return data_dir() / "stores" / name
 
 
-def resolve_store(value: str | os.PathLike[str]) -> Path:
-    """`--store` takes a directory, or a bare name (no slash) for a store in the data directory.
+def resolve_store(value: str | os.PathLike[str]) -> Path | str:
+    """`--store` takes a directory, a bare name (no slash) for a store in the data directory,
+    or a PostgreSQL URL.
 
     `./kb` or `/data/kb` is a directory; `papers` is the named store `papers`; an existing
-    directory always wins.
+    directory always wins; `postgresql://user@host/db` is kept as it is.
     """
     text = os.fspath(value)
+    if text.startswith(("postgresql://", "postgres://")):
+        return text
     path = Path(text).expanduser()
     if path.is_dir() or os.sep in text or "/" in text or text.startswith("."):
         return path.resolve()

@@ -17,7 +17,6 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from askdocs.config import Settings
 from askdocs.errors import AskdocsError
@@ -171,8 +170,9 @@ def _runtime(settings: Settings, fresh: bool) -> Iterator[Check]:
 def _store(settings: Settings) -> Iterator[Check]:
     from askdocs.errors import NotFound
     from askdocs.kb import KnowledgeBase
+    from askdocs.store import is_url
 
-    location = Path(settings.store)
+    location = settings.store
     try:
         with KnowledgeBase.open(settings, create=False) as kb:
             status = kb.status()
@@ -188,11 +188,13 @@ def _store(settings: Settings) -> Iterator[Check]:
         f"embedder {status.embedder}, vectors {status.vector_index}"
     )
     if status.in_sync:
-        yield Check("store", OK, summary + ", indexes in sync with SQLite")
+        yield Check("store", OK, summary + ", indexes in sync")
     else:
         problems = "; ".join(status.problems)
         fix = "run `askdocs ingest` on the store: it rebuilds the derived indexes"
         yield Check("store", PROBLEM, f"{summary}; out of sync: {problems}", fix)
+    if is_url(location):
+        return  # the database server's disk is its administrator's to watch
     free = shutil.disk_usage(location).free
     detail = f"{free / 1e9:.1f} GB free where the store is"
     if free >= MIN_FREE_BYTES:

@@ -33,7 +33,6 @@ from askdocs import config
 from askdocs.config import SearchSettings, Settings, named_store
 from askdocs.errors import ConfigError, NotFound
 from askdocs.ingest import IngestReport, Progress
-from askdocs.retrieval import retrieve
 from askdocs.types import Document
 
 if TYPE_CHECKING:
@@ -496,7 +495,7 @@ def _rank_documents(
     the last search took. Asks for more chunks while fewer than `depth` documents came back."""
     while True:
         start = time.perf_counter()
-        hits = retrieve(kb.store, kb.embedder, query, settings=settings, k=fetch, mode=mode)
+        hits = kb.search(query, k=fetch, mode=mode, rerank=False, settings=settings)
         elapsed = time.perf_counter() - start
         ranked: dict[str, None] = {}
         for hit in hits:

@@ -242,7 +242,7 @@ def _refusal_round(
     done = 0
     for article, asked in by_article.items():
         documents = [d for d in squad.documents if d.path.startswith(article)]
-        kb.store.remove([d.path for d in documents])  # exact paths, not files on disk
+        kb.remove([d.path for d in documents], exact=True)  # not files on disk
         try:
             for q in asked:
                 refused[q.id] = not ask(kb, generator, q.text, options).answered

@@ -235,7 +235,6 @@ def _run(
         if progress:
             progress(Progress(done, len(items), report.chunks, time.perf_counter() - start))
     _flush(pending, store, embedder, settings, report)
-    store.sync()
     report.seconds = time.perf_counter() - start
     return report
 
@@ -262,7 +261,7 @@ def _prepare(
     document = read(path, max_bytes=max_bytes)  # validates size, type and encoding first
     content_hash = _file_hash(path, document.kind)
     if state and (state.content_hash, state.pipeline) == (content_hash, pipeline):
-        store.touch(key, stat.st_size, stat.st_mtime_ns)
+        store.write([DocumentWrite(key, stat.st_size, stat.st_mtime_ns, content_hash, pipeline)])
         report.unchanged += 1
         return None
     write = DocumentWrite(key, stat.st_size, stat.st_mtime_ns, content_hash, pipeline)
@@ -407,7 +406,7 @@ def stored_under(paths: Sequence[str | Path], store: Store) -> list[str]:
     roots = [str(_absolute(p)) for p in paths]
     return [
         p
-        for p in store.paths()
+        for p in (d.path for d in store.documents())
         if any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
     ]
 

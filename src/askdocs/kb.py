@@ -28,14 +28,20 @@ from askdocs import ingest as ingesting
 from askdocs import rerank as reranking
 from askdocs.answer.events import Event
 from askdocs.answer.options import AskOptions, options_of
-from askdocs.config import Settings
+from askdocs.config import SearchSettings, Settings
 from askdocs.embeddings import Embedder, MiniLMEmbedder, embedder_id, load_embedder
 from askdocs.errors import ConfigError
 from askdocs.generation import Generator
 from askdocs.rerank import Reranker
 from askdocs.retrieval import Filters, retrieve
-from askdocs.store import Store, StoreStatus
-from askdocs.store.sqlite import SqliteStore, recorded_embedder
+from askdocs.store import (
+    ChunkRecord,
+    DocumentInfo,
+    Store,
+    StoreStatus,
+    open_store,
+    recorded_embedder,
+)
 from askdocs.types import Answer, Document, Hit
 
 EMBEDDERS: dict[str, int] = {"minilm": MiniLMEmbedder.dim}  # name -> dimension
@@ -85,7 +91,7 @@ class KnowledgeBase:
         if embedder is None:
             settings = _keep_store_encoder(settings)
         vectors_id, dim = (embedder.id, embedder.dim) if embedder else embedder_spec(settings)
-        store = SqliteStore(
+        store = open_store(
             settings.store, embedder_id=vectors_id, dim=dim, settings=settings.index, create=create
         )
         return cls(settings, store, embedder)
@@ -162,8 +168,27 @@ class KnowledgeBase:
             documents, self.store, self.embedder, self.settings, progress=progress
         )
 
-    def remove(self, paths: Sequence[str | Path]) -> int:
+    def remove(self, paths: Sequence[str | Path], *, exact: bool = False) -> int:
+        """Forget the documents at `paths`: files, or every file under a directory; with
+        `exact`, only these stored paths as they are (a server's delete, a URL-like key)."""
+        if exact:
+            return self.store.remove([str(p) for p in paths])
         return ingesting.remove(paths, self.store)
+
+    def holds(self, path: str) -> bool:
+        """Whether a document is stored under exactly `path`."""
+        return self.store.file_state(path) is not None
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every stored document, sorted by path."""
+        return self.store.documents()
+
+    def passage(self, chunk_id: int) -> tuple[ChunkRecord, str] | None:
+        """A stored chunk and the whole text of its document (chunk offsets index into it),
+        or None when there is no such chunk."""
+        record = self.store.records([chunk_id]).get(chunk_id)
+        text = self.store.chunk_source(chunk_id) if record else None
+        return (record, text) if record is not None and text is not None else None
 
     def search(
         self,
@@ -173,10 +198,12 @@ class KnowledgeBase:
         mode: str | None = None,
         filters: Filters | None = None,
         rerank: bool | None = None,
+        settings: SearchSettings | None = None,
     ) -> list[Hit]:
         """The best `k` chunks for `query`. With a reranker (`rerank=True`, or None and
         `settings.rerank.backend` set), `settings.rerank.candidates` hits are retrieved and
-        the reranker keeps the best `k` of them."""
+        the reranker keeps the best `k` of them. `settings` replaces `self.settings.search`
+        for this search (an evaluation trying fusion settings)."""
         reranker = self.reranker(rerank)
         top = k or self.settings.search.k
         depth = max(top, self.settings.rerank.candidates) if reranker else top
@@ -184,7 +211,7 @@ class KnowledgeBase:
             self.store,
             self.embedder,
             query,
-            settings=self.settings.search,
+            settings=settings or self.settings.search,
             k=depth,
             mode=mode,
             filters=filters,
@@ -206,5 +233,6 @@ class KnowledgeBase:
             )
         return self._rerankers[backend]
 
-    def status(self) -> StoreStatus:
-        return self.store.status()
+    def status(self, *, verify: bool = True) -> StoreStatus:
+        """Counts and health; `verify=False` skips the consistency check (cheap to poll)."""
+        return self.store.status(verify=verify)

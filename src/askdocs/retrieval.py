@@ -7,27 +7,19 @@ caller can see why it ranks where it does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from askdocs.config import SearchSettings
 from askdocs.embeddings import Embedder
 from askdocs.errors import ConfigError
 from askdocs.fusion import Ranking, fuse_convex, fuse_rrf
-from askdocs.store import Store
+from askdocs.store import Filters, Store
 from askdocs.types import Hit
+
+__all__ = ["FUSIONS", "MODES", "Filters", "retrieve"]
 
 MODES = ("dense", "keyword", "hybrid")
 FUSIONS = ("rrf", "convex")
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Restrict a search to some files: a path glob (`*.pdf`, `*/notes/*`) and/or kinds."""
-
-    path_glob: str | None = None
-    kinds: tuple[str, ...] = ()
 
 
 def retrieve(
@@ -49,15 +41,13 @@ def retrieve(
         raise ConfigError(f"unknown fusion '{settings.fusion}' (choose {', '.join(FUSIONS)})")
     if not query.strip() or k <= 0:
         return []
-    filters = filters or Filters()
-    allowed = store.allowed_ids(path_glob=filters.path_glob, kinds=filters.kinds or None)
     depth = k if mode != "hybrid" else max(k, settings.depth)
     rankings: dict[str, Ranking] = {}
     if mode in ("dense", "hybrid"):
         vector = embedder.embed([query], truncate=True)[0]
-        rankings["dense"] = store.search_dense(vector, depth, allowed=allowed)
+        rankings["dense"] = store.search_dense(vector, depth, filters)
     if mode in ("keyword", "hybrid"):
-        rankings["keyword"] = store.search_keyword(query, depth, allowed=allowed)
+        rankings["keyword"] = store.search_keyword(query, depth, filters)
     ids, scores = _combine(rankings, mode, settings)
     return _hits(store, ids[:k], scores[:k], rankings)
 

@@ -16,6 +16,7 @@ upload's own fresh directory.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import shutil
@@ -28,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from askdocs.config import Settings, data_dir
 from askdocs.errors import AskdocsError
 from askdocs.ingest import Progress
 from askdocs.kb import KnowledgeBase
-from askdocs.store import Store
+from askdocs.store import is_url
 
 log = logging.getLogger("askdocs.server")
 UPLOADS = "uploads"
@@ -74,20 +76,33 @@ def is_upload(path: str, uploads: Path) -> bool:
     return Path(path).parent.parent == uploads
 
 
-def discard_unstored(files: Iterable[Path], store: Store) -> None:
+def discard_unstored(files: Iterable[Path], kb: KnowledgeBase) -> None:
     """Delete the upload folder of each of a job's files that the store does not hold."""
     for file in files:
-        if store.file_state(os.path.abspath(file)) is None:  # ingest's key for a file
+        if not kb.holds(os.path.abspath(file)):  # ingest's key for a file
             shutil.rmtree(file.parent, ignore_errors=True)
 
 
-def sweep_uploads(uploads: Path, store: Store) -> None:
+def uploads_dir(settings: Settings) -> Path:
+    """Where uploaded files are kept: in the store's directory, or for a database store in
+    the user's data directory, one folder per database."""
+    if is_url(settings.store):
+        digest = hashlib.sha256(str(settings.store).encode()).hexdigest()[:16]
+        return data_dir() / UPLOADS / digest
+    return Path(settings.store) / UPLOADS
+
+
+def sweep_uploads(uploads: Path, kb: KnowledgeBase) -> None:
     """Delete every upload folder whose file the store does not hold: left by a server that
     stopped with jobs queued or running. Compared by real path: the store's folder may have
     been reached through another path when the file was stored."""
     if not uploads.is_dir():
         return
-    stored = {os.path.realpath(p) for p in store.paths() if Path(p).parent.parent.name == UPLOADS}
+    stored = {
+        os.path.realpath(d.path)
+        for d in kb.documents()
+        if Path(d.path).parent.parent.name == uploads.name
+    }
     folders = [f for f in uploads.iterdir() if f.is_dir() and not f.is_symlink()]
     for folder in folders:
         if not any(os.path.realpath(file) in stored for file in folder.iterdir()):
@@ -111,7 +126,7 @@ class Jobs:
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self._kb = kb
-        sweep_uploads(kb.settings.store / UPLOADS, kb.store)  # before any job can run
+        sweep_uploads(uploads_dir(kb.settings), kb)  # before any job can run
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="askdocs-ingest")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -150,7 +165,7 @@ class Jobs:
         except Exception as exc:  # a bug: keep the worker alive, say what kind
             error = f"ingest failed: {type(exc).__name__}"
         try:  # before the job shows as finished: a client may look right after
-            discard_unstored(job.paths, self._kb.store)
+            discard_unstored(job.paths, self._kb)
         except Exception as exc:
             log.warning("could not delete unstored uploads: %s", type(exc).__name__)
         self._finish(job, report, error)

@@ -29,7 +29,7 @@ from askdocs.conversation import standalone_query
 from askdocs.generation import Decoding, decoding_from
 from askdocs.retrieval import Filters
 from askdocs.server import schemas
-from askdocs.server.jobs import UPLOADS, is_upload, save_upload, suffix_kind
+from askdocs.server.jobs import is_upload, save_upload, suffix_kind, uploads_dir
 from askdocs.server.state import ServerState
 from askdocs.server.streaming import (
     AskParams,
@@ -56,7 +56,8 @@ State = Annotated[ServerState, Depends(get_state)]
 
 @public.get("/health", response_model=schemas.HealthOut)
 def health(state: State) -> dict[str, Any]:
-    documents, chunks = state.kb.store.counts()  # not status(): it compares every chunk id
+    status = state.kb.status(verify=False)  # verifying compares every chunk id
+    documents, chunks = status.documents, status.chunks
     return {
         "status": "ok",
         "documents": documents,
@@ -117,11 +118,10 @@ async def ask(body: schemas.AskIn, state: State, request: Request) -> Any:
 def passage(
     chunk_id: int, state: State, context: Annotated[int, Query(ge=0, le=MAX_CONTEXT)] = 600
 ) -> Any:
-    store = state.kb.store
-    record = store.records([chunk_id]).get(chunk_id) if 0 <= chunk_id < 2**63 else None
-    text = store.chunk_source(chunk_id) if record else None
-    if record is None or text is None:
+    found = state.kb.passage(chunk_id) if 0 <= chunk_id < 2**63 else None
+    if found is None:
         return JSONResponse({"error": f"no passage {chunk_id}", "type": "NotFound"}, 404)
+    record, text = found
     start, end = max(0, record.start - context), min(len(text), record.end + context)
     return {
         "chunk_id": chunk_id, "text": record.text, "path": record.paths[0] if record.paths else "",
@@ -133,7 +133,7 @@ def passage(
 
 @router.get("/documents", response_model=schemas.DocumentsOut)
 def documents(state: State) -> dict[str, Any]:
-    return {"documents": [dataclasses.asdict(d) for d in state.kb.store.documents()]}
+    return {"documents": [dataclasses.asdict(d) for d in state.kb.documents()]}
 
 
 def _check_uploads(state: ServerState, files: list[UploadFile]) -> None:
@@ -159,7 +159,7 @@ def _check_uploads(state: ServerState, files: list[UploadFile]) -> None:
 )
 async def upload(state: State, files: Annotated[list[UploadFile], File()]) -> dict[str, str]:
     _check_uploads(state, files)
-    uploads = state.settings.store / UPLOADS
+    uploads = uploads_dir(state.settings)
 
     def save_all() -> list[Path]:
         saved: list[Path] = []
@@ -193,10 +193,10 @@ def delete_document(
     state: State, path: Annotated[str, Query(min_length=1, max_length=4096)]
 ) -> Response | dict[str, int]:
     # Only an exact stored path: a directory prefix here would be a mass delete.
-    removed = state.kb.store.remove([path]) if path in state.kb.store.paths() else 0
+    removed = state.kb.remove([path], exact=True)
     if not removed:
         return JSONResponse({"error": f"no stored document {path}", "type": "NotFound"}, 404)
-    uploads = state.settings.store / UPLOADS
+    uploads = uploads_dir(state.settings)
     if is_upload(path, uploads):  # the server's own copy goes too
         shutil.rmtree(Path(path).parent, ignore_errors=True)
     return {"removed": removed}

@@ -1,20 +1,26 @@
 """Where chunks, embeddings and documents live, behind one small protocol.
 
 `SqliteStore` (one directory: SQLite + derived vector and keyword index files) is the
-embedded default. Another backend (PostgreSQL + pgvector) implements the same `Store`
-protocol, so ingest, retrieval and the CLI never change.
+embedded default; `PostgresStore` (PostgreSQL + pgvector) implements the same `Store`
+protocol for a shared server, so ingest, retrieval, the CLI and the HTTP API never change.
+`open_store` picks the backend from the location: a `postgresql://` URL or a directory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from askdocs.types import Chunk, Document
+
+if TYPE_CHECKING:
+    from askdocs.config import IndexSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +95,47 @@ class StoreStatus:
     notes: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Restrict a search to some files: a path glob (`*.pdf`, `*/notes/*`) and/or kinds.
+
+    The glob is matched against the whole stored path, case-sensitively; one that starts
+    with neither `/` nor `*` matches at any depth (`notes/*.md` is `*notes/*.md`).
+    """
+
+    path_glob: str | None = None
+    kinds: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.path_glob or self.kinds)
+
+    def glob(self) -> str | None:
+        g = self.path_glob
+        return g if not g or g.startswith(("/", "*")) else f"*{g}"
+
+    def kind_names(self) -> tuple[str, ...]:
+        return tuple(k.lower().lstrip(".") for k in self.kinds)
+
+
+Ranking = tuple[np.ndarray, np.ndarray]  # chunk ids (int64) and scores, best first
+
+
 class Store(Protocol):
-    """The storage backend. Writes are per-batch transactions; searches see committed data."""
+    """The storage backend: what ingest, search and administration need, nothing more.
+
+    Writes are per-batch transactions; searches see committed data, from this process or
+    another. `KnowledgeBase` is the only caller: the CLI and the server go through it.
+    """
 
     embedder_id: str
     dim: int
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    def writing(self, what: str = "write") -> AbstractContextManager[None]:
+        """Exclusive write access across processes, held from deciding what to write (is
+        this content stored? this path new?) to the commit; re-entrant; readers never wait."""
+        ...
 
     def file_state(self, path: str) -> FileState | None: ...
 
@@ -101,46 +143,91 @@ class Store(Protocol):
 
     def cached_embeddings(self, text_hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]: ...
 
-    def writing(self, what: str = "write") -> AbstractContextManager[None]:
-        """Exclusive write access across processes, held from deciding what to write (is
-        this content stored? this path new?) to the commit; re-entrant; readers never wait."""
+    def write(self, writes: Sequence[DocumentWrite]) -> None:
+        """Store a batch in one transaction. A write without `document` links its path to
+        stored content; for a path already holding that content it records the new size
+        and mtime only (a file touched, not changed)."""
         ...
 
-    def write(self, writes: Sequence[DocumentWrite]) -> None: ...
-
-    def touch(self, path: str, size: int, mtime_ns: int) -> None: ...
-
-    def remove(self, paths: Iterable[str]) -> int: ...
-
-    def paths(self) -> list[str]: ...
-
-    def documents(self) -> list[DocumentInfo]: ...
-
-    def counts(self) -> tuple[int, int]:
-        """(documents, chunks), without `status()`'s consistency check: cheap enough to poll."""
+    def remove(self, paths: Iterable[str]) -> int:
+        """Forget these exact paths; content no other path shares is deleted."""
         ...
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every stored path, sorted, with what a listing shows."""
+        ...
+
+    def search_dense(
+        self, vector: np.ndarray, k: int, filters: Filters | None = None
+    ) -> Ranking: ...
+
+    def search_keyword(self, query: str, k: int, filters: Filters | None = None) -> Ranking: ...
+
+    def records(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]: ...
 
     def chunk_source(self, chunk_id: int) -> str | None:
         """The whole extracted text of the document holding this chunk (None: no such chunk);
         chunk and citation offsets index into it."""
         ...
 
-    def allowed_ids(
-        self, *, path_glob: str | None = None, kinds: Sequence[str] | None = None
-    ) -> np.ndarray | None: ...
+    # -- administration --------------------------------------------------------------------
 
-    def search_dense(
-        self, vector: np.ndarray, k: int, *, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]: ...
+    def dump(self, after: str = "") -> Iterator[DocumentWrite]:
+        """Every stored document after path `after`, in path order, as the complete write
+        that stores it again (document, chunks, embeddings): what a migration copies."""
+        ...
 
-    def search_keyword(
-        self, query: str, k: int, *, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def records(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]: ...
-
-    def status(self) -> StoreStatus: ...
-
-    def sync(self) -> None: ...
+    def status(self, *, verify: bool = True) -> StoreStatus:
+        """Counts and health; `verify=False` skips the consistency check (cheap to poll)."""
+        ...
 
     def close(self) -> None: ...
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """Whether a store location names a database server rather than a directory."""
+    return str(location).startswith(URL_SCHEMES)
+
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_store(
+    location: str | os.PathLike[str],
+    *,
+    embedder_id: str,
+    dim: int,
+    settings: IndexSettings | None = None,
+    create: bool = True,
+) -> Store:
+    """The store at `location`: a PostgreSQL URL, or a directory (the embedded default)."""
+    if is_url(location):
+        from askdocs.store.postgres import PostgresStore
+
+        return PostgresStore(
+            str(location), embedder_id=embedder_id, dim=dim, settings=settings, create=create
+        )
+    from askdocs.store.sqlite import SqliteStore
+
+    return SqliteStore(
+        Path(location), embedder_id=embedder_id, dim=dim, settings=settings, create=create
+    )
+
+
+def recorded(location: str | os.PathLike[str]) -> tuple[str, int] | None:
+    """(embedder id, dimension) the store at `location` was built with; None: no store."""
+    if is_url(location):
+        from askdocs.store.postgres import recorded as recorded_there
+
+        return recorded_there(str(location))
+    from askdocs.store.schema import recorded as recorded_here
+
+    return recorded_here(Path(location))
+
+
+def recorded_embedder(location: str | os.PathLike[str]) -> str | None:
+    """The embedder id the store at `location` was built with; None if there is no store."""
+    found = recorded(location)
+    return found[0] if found else None

@@ -11,12 +11,17 @@ import contextlib
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from askdocs.errors import IndexMismatch
+from askdocs.store import DocumentWrite
 from askdocs.store.locking import WriteLock
+from askdocs.types import Chunk, Document, Heading, Page
 
 SCHEMA_VERSION = 1
 DATABASE = "askdocs.sqlite3"
@@ -117,20 +122,50 @@ def check_meta(
     return embedder_id, dim, meta.get("store_id") or f"created {meta['created_at']}"
 
 
+def rebuilt_write(
+    path_state: Sequence[Any],
+    content: Sequence[Any],
+    pages: Sequence[Sequence[int]],
+    headings: Sequence[Sequence[Any]],
+    chunks: Sequence[Sequence[Any]],
+    text_hashes: Sequence[bytes],
+    embeddings: np.ndarray,
+) -> DocumentWrite:
+    """A stored document as the complete write that stores it again, from its rows:
+    (path, size, mtime_ns), (hash, pipeline, kind, title, text), pages, headings, and per
+    chunk (ord, text, start, end, n_tokens, page, heading). Both backends dump with it."""
+    path, size, mtime_ns = path_state
+    content_hash, pipeline, kind, title, text = content
+    document = Document(
+        path, text, title, kind,
+        tuple(Page(*p) for p in pages), tuple(Heading(*h) for h in headings),
+    )  # fmt: skip
+    return DocumentWrite(
+        path, size, mtime_ns, content_hash, pipeline, document,
+        tuple(Chunk(*c) for c in chunks), embeddings, tuple(text_hashes),
+    )  # fmt: skip
+
+
 def _meta(db: sqlite3.Connection) -> dict[str, str]:
     return dict(db.execute("SELECT key, value FROM meta").fetchall())
 
 
-def recorded_embedder(directory: Path) -> str | None:
-    """The embedder id the store at `directory` was built with, or None if there is no store."""
+def recorded(directory: Path) -> tuple[str, int] | None:
+    """(embedder id, dimension) of the store at `directory`, or None if there is no store."""
     path = Path(directory) / DATABASE
     if not path.is_file():
         return None
     db = sqlite3.connect(path, timeout=60)
     try:
-        row = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.OperationalError:  # created but never initialised
         return None
     finally:
         db.close()
-    return None if row is None else str(row[0])
+    return (meta["embedder"], int(meta["dim"])) if "embedder" in meta else None
+
+
+def recorded_embedder(directory: Path) -> str | None:
+    """The embedder id the store at `directory` was built with, or None if there is no store."""
+    found = recorded(directory)
+    return found[0] if found else None

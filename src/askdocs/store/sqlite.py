@@ -31,6 +31,8 @@ from askdocs.store import (
     DocumentInfo,
     DocumentWrite,
     FileState,
+    Filters,
+    Ranking,
     StoreStatus,
     faults,
     indexfiles,
@@ -44,6 +46,7 @@ __all__ = ["DATABASE", "SqliteStore", "recorded_embedder"]  # the last two live 
 
 _ADD, _DELETE = 1, -1
 _REPLAY_BATCH = 5000
+SAVE_AFTER = 50_000  # logged changes after which a write saves the index files
 log = logging.getLogger("askdocs.store")
 
 
@@ -106,7 +109,7 @@ class SqliteStore:
         """Hold the store's write lock, shared with other processes (`store.locking`).
 
         Hold it from deciding what to write (is this content stored? is this path new?) to
-        the commit; `write`, `remove` and `touch` take it themselves (it is re-entrant).
+        the commit; `write` and `remove` take it themselves (it is re-entrant).
         """
         with contextlib.ExitStack() as stack:
             with faults.full_disk_raises(self.directory, f"starting the {what}"):
@@ -161,6 +164,7 @@ class SqliteStore:
                 for content_id in dict.fromkeys(c for c in replaced if c is not None):
                     self._drop_if_orphan(content_id)
             self._catch_up()
+            self._save_if_behind()
 
     def _write_one(self, item: DocumentWrite) -> int | None:
         """Insert or update one document; returns the content id it stopped pointing at."""
@@ -180,10 +184,10 @@ class SqliteStore:
                 (item.path, content_id, item.size, item.mtime_ns, now, now),
             )
             return None
-        self._db.execute(
-            "UPDATE documents SET content_id = ?, size = ?, mtime_ns = ?, updated_at = ? "
-            "WHERE path = ?",
-            (content_id, item.size, item.mtime_ns, now, item.path),
+        self._db.execute(  # the same content again: a touched file, not an update
+            "UPDATE documents SET content_id = ?, size = ?, mtime_ns = ?, updated_at = "
+            "CASE WHEN content_id = ? THEN updated_at ELSE ? END WHERE path = ?",
+            (content_id, item.size, item.mtime_ns, content_id, now, item.path),
         )
         return old[0] if old[0] != content_id else None
 
@@ -239,17 +243,6 @@ class SqliteStore:
         self._db.execute("DELETE FROM chunks WHERE content_id = ?", (content_id,))
         self._db.execute("DELETE FROM contents WHERE id = ?", (content_id,))
 
-    def touch(self, path: str, size: int, mtime_ns: int) -> None:
-        """Record a new size/mtime for a file whose content did not change."""
-        with (
-            self.writing(),
-            self._lock,
-            faults.full_disk_raises(self.directory, "recording a file's new time"),
-        ):
-            self._db.execute(
-                "UPDATE documents SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
-            )
-
     def remove(self, paths: Iterable[str]) -> int:
         """Forget these paths; content no other path shares is deleted. Returns how many."""
         removed = 0
@@ -268,10 +261,8 @@ class SqliteStore:
                     self._drop_if_orphan(row[0])
                     removed += 1
             self._catch_up()
+            self._save_if_behind()
         return removed
-
-    def paths(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT path FROM documents ORDER BY path")]
 
     def documents(self) -> list[DocumentInfo]:
         with self._lock:
@@ -281,13 +272,6 @@ class SqliteStore:
                 "FROM documents d JOIN contents ct ON ct.id = d.content_id ORDER BY d.path"
             ).fetchall()
         return [DocumentInfo(*row) for row in rows]
-
-    def counts(self) -> tuple[int, int]:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM chunks)"
-            ).fetchone()
-        return int(row[0]), int(row[1])
 
     def chunk_source(self, chunk_id: int) -> str | None:
         with self._lock:
@@ -458,8 +442,16 @@ class SqliteStore:
             # Both files now hold every change up to seq: the log before it is not needed.
             self._db.execute("DELETE FROM changes WHERE seq <= ?", (seq,))
 
+    def _save_if_behind(self) -> None:
+        """Save the index files once the log past them is long (`SAVE_AFTER`, or half the
+        store): opening the store replays the log, so this bounds what a crash costs, and
+        growing with the store keeps the saves' total work linear in what is ingested."""
+        unsaved = self._db.execute("SELECT COUNT(*) FROM changes").fetchone()[0]
+        if unsaved >= max(SAVE_AFTER, len(self._vectors) // 2):
+            self.sync()
+
     def sync(self) -> None:
-        """Catch up with the log and persist both indexes (called after ingest and on close)."""
+        """Catch up with the log and persist both indexes (on close, and as writes go on)."""
         with self._lock:
             self._catch_up()
             if self._seq not in indexfiles.saved(self.directory, "vectors"):
@@ -476,25 +468,24 @@ class SqliteStore:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def allowed_ids(
-        self, *, path_glob: str | None = None, kinds: Sequence[str] | None = None
-    ) -> np.ndarray | None:
+    def _allowed_ids(self, filters: Filters | None) -> np.ndarray | None:
         """Chunk ids passing the filters (sorted), or None when there is no filter.
 
         Kept per filter until the store changes: a filtered search repeats the same filter,
         and finding 10k chunk ids among 100k took 130 ms when the query read the chunk rows.
         """
-        if not path_glob and not kinds:
+        if not filters:
             return None
         where, args = [], []
-        if path_glob:
+        glob, kinds = filters.glob(), filters.kind_names()
+        if glob:
             where.append("d.path GLOB ?")
-            args.append(path_glob if path_glob.startswith(("/", "*")) else f"*{path_glob}")
+            args.append(glob)
         if kinds:
             where.append(f"ct.kind IN ({','.join('?' * len(kinds))})")
-            args.extend(k.lower().lstrip(".") for k in kinds)
+            args.extend(kinds)
         with self._lock:
-            key = (self._head(), tuple(args), bool(path_glob))
+            key = (self._head(), tuple(args), bool(glob))
             cached = self._allowed.get(key)
             if cached is not None:
                 return cached
@@ -513,16 +504,14 @@ class SqliteStore:
             self._allowed[key] = ids
         return ids
 
-    def search_dense(
-        self, vector: np.ndarray, k: int, *, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search_dense(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> Ranking:
+        allowed = self._allowed_ids(filters)
         with self._lock:
             self._catch_up()
             return self._vectors.search(vector, k, allowed=allowed)
 
-    def search_keyword(
-        self, query: str, k: int, *, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search_keyword(self, query: str, k: int, filters: Filters | None = None) -> Ranking:
+        allowed = self._allowed_ids(filters)
         with self._lock:
             self._catch_up()
             return self._keywords.search(query, k, allowed=allowed)
@@ -547,7 +536,36 @@ class SqliteStore:
             for r in rows
         }
 
-    def status(self) -> StoreStatus:
+    def dump(self, after: str = "") -> Iterator[DocumentWrite]:
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT d.path, d.size, d.mtime_ns, ct.id, ct.hash, ct.pipeline, ct.kind, "
+                    "ct.title, ct.text, ct.pages, ct.headings FROM documents d JOIN contents ct "
+                    "ON ct.id = d.content_id WHERE d.path > ? ORDER BY d.path LIMIT 64",
+                    (after,),
+                ).fetchall()
+                chunks = {
+                    r[3]: self._db.execute(
+                        'SELECT ord, text, start, "end", n_tokens, page, heading, text_hash, '
+                        "embedding FROM chunks WHERE content_id = ? ORDER BY ord",
+                        (r[3],),
+                    ).fetchall()
+                    for r in rows
+                }
+            if not rows:
+                return
+            for r in rows:
+                stored = chunks[r[3]]
+                vectors = np.frombuffer(b"".join(c[8] for c in stored), dtype=np.float32)
+                yield schema.rebuilt_write(
+                    r[:3], r[4:9], json.loads(r[9]), json.loads(r[10]),
+                    [c[:7] for c in stored], [bytes(c[7]) for c in stored],
+                    vectors.reshape(len(stored), self.dim),
+                )  # fmt: skip
+            after = rows[-1][0]
+
+    def status(self, *, verify: bool = True) -> StoreStatus:
         with self._lock:
             self._catch_up()
             one = self._db.execute
@@ -562,7 +580,7 @@ class SqliteStore:
             )
             problems = tuple(self._problems())
             notes = tuple(self._notes)
-            if chunks and not problems:
+            if verify and chunks and not problems:
                 sample = self._vectors.ids()
                 stored = np.array([r[0] for r in one("SELECT id FROM chunks ORDER BY id")])
                 if not np.array_equal(sample, stored):

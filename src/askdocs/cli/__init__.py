@@ -1,0 +1,11 @@
+"""The `askdocs` command: thin wrappers over `KnowledgeBase`, each with `--json`.
+
+The group and the options every command shares are in `common`; the commands register on
+it from `documents` (ingest, search, remove, status, doctor, migrate), `answers` (ask, chat,
+tokens, serve) and `evaluation` (eval retrieval, eval answers).
+"""
+
+from askdocs.cli import answers, documents, evaluation
+from askdocs.cli.common import main
+
+__all__ = ["answers", "documents", "evaluation", "main"]
