@@ -242,3 +242,30 @@ def test_the_http_api_serves_a_postgresql_store(
         assert client.delete("/documents", params={"path": str(saved)}).json() == {"removed": 1}
         assert not saved.parent.exists()
         assert client.get("/documents").json()["documents"] == []
+
+
+def test_an_older_schema_is_migrated_and_a_newer_one_refused(
+    make_kb: MakeKb, make_pg_url: MakeUrl, docs_dir: Path
+) -> None:
+    import psycopg
+
+    from askdocs.errors import IndexMismatch
+    from askdocs.store.postgres import SCHEMA_VERSION
+
+    url = make_pg_url()
+    kb = make_kb(url)
+    kb.ingest([docs_dir])
+    before = [(h.chunk_id, h.score) for h in kb.search("tides moon", mode="keyword")]
+    kb.close()
+    with psycopg.connect(url, autocommit=True) as conn:  # as schema 1 left it
+        conn.execute("DROP TABLE askdocs_postings")
+        conn.execute("UPDATE askdocs_meta SET value = '1' WHERE key = 'schema_version'")
+    kb = make_kb(url)
+    assert [(h.chunk_id, h.score) for h in kb.search("tides moon", mode="keyword")] == before
+    kb.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        version = conn.execute("SELECT value FROM askdocs_meta WHERE key = 'schema_version'")
+        assert version.fetchone()[0] == str(SCHEMA_VERSION)
+        conn.execute("UPDATE askdocs_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(IndexMismatch, match="upgrade askdocs"):
+        make_kb(url)
