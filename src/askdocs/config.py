@@ -98,7 +98,11 @@ class GenerationSettings:
     # 60.9 against 34.0 for the 0.5B on the same 40 questions, time to first token 4.3 s with
     # one thread (docs/benchmarks.md, "Grounded answers").
     model: str = "qwen2.5-coder-1.5b"
-    n_threads: int = 1  # measured: 2 threads collapse when another process is busy
+    n_threads: int = 1  # generation: 2 threads collapse when another process is busy
+    # Prompt evaluation, where the time to first token goes; 0: every core. Two threads on 2
+    # cores: 300 prompt tokens in 4.2 s against 8.1 s with one, and 7.9 s against 8.0 s while
+    # another process keeps a core busy (docs/benchmarks.md, "Threads for the prompt").
+    n_threads_batch: int = 0
     n_batch: int = 512
     n_ctx: int = 4096  # also the context assumed for a remote model
     # Run the llama model in a worker process: a native crash then fails one request with

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import re
 import threading
 import time
@@ -41,7 +42,8 @@ class LlamaParams:
     path: Path
     n_ctx: int = 4096
     n_batch: int = 512
-    n_threads: int = 1
+    n_threads: int = 1  # generating, one token at a time
+    n_threads_batch: int = 0  # evaluating the prompt; 0: every core
 
 
 @dataclass(slots=True)
@@ -100,7 +102,7 @@ def _load(params: LlamaParams) -> _Loaded:
             n_batch=params.n_batch,
             n_ubatch=params.n_batch,
             n_threads=params.n_threads,
-            n_threads_batch=params.n_threads,
+            n_threads_batch=params.n_threads_batch or os.cpu_count() or 1,
             verbose=False,
         )
     except (ValueError, RuntimeError, OSError) as exc:
@@ -162,13 +164,14 @@ class LlamaGenerator:
         n_ctx: int = 4096,
         n_batch: int = 512,
         n_threads: int = 1,
+        n_threads_batch: int = 0,
         cache_dir: Path | None = None,
     ) -> None:
         from askdocs.generation.packaged import resolve_model
 
         path = resolve_model(model, cache_dir=cache_dir)
         self.id = f"llama:{model if isinstance(model, str) and '/' not in model else path.name}"
-        self._params = LlamaParams(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads)
+        self._params = LlamaParams(path, n_ctx, n_batch, n_threads, n_threads_batch)
         self._stack = ExitStack()
         self._loaded = _acquire(self._params)
         self._stack.callback(_release, self._params)
@@ -183,6 +186,7 @@ class LlamaGenerator:
             n_ctx=settings.n_ctx,
             n_batch=settings.n_batch,
             n_threads=settings.n_threads,
+            n_threads_batch=settings.n_threads_batch,
         )
 
     @property
