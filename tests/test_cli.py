@@ -19,9 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from askdocs import config
-from askdocs import kb as kb_module
 from askdocs.cli import main
-from askdocs.embeddings import MiniLMEmbedder
 from askdocs.kb import KnowledgeBase
 from askdocs.keyword import KeywordIndex
 from askdocs.readers import read
@@ -36,14 +34,8 @@ linux_only = pytest.mark.skipif(
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, embedder: MiniLMEmbedder) -> Run:
+def run() -> Run:
     """`run(*args, code=0)`: invoke the CLI in-process and check its exit code."""
-
-    def session_embedder(**settings: object) -> MiniLMEmbedder:
-        assert settings.get("max_tokens", embedder.max_tokens) == embedder.max_tokens, settings
-        return embedder
-
-    monkeypatch.setattr(kb_module, "MiniLMEmbedder", session_embedder)
 
     def invoke(*args: str | Path, code: int = 0) -> Result:
         result = CliRunner().invoke(main, [str(a) for a in args])

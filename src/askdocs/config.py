@@ -30,12 +30,30 @@ class ChunkingSettings:
 
 @dataclass(frozen=True, slots=True)
 class EmbeddingSettings:
+    """The embedder: the packaged MiniLM in this process (`backend = "local"`), or any server
+    answering OpenAI's `POST /v1/embeddings` (`"remote"`, askdocs.remote_embedder): TEI,
+    vLLM, Infinity, llama.cpp's server or another `askdocs serve`."""
+
+    backend: str = "local"  # local | remote
+    # local: the packaged model (minilm); remote: the model name sent, empty for none
     model: str = "minilm"
+    # Tokens per text, special tokens included: chunks are sized to fit. Remote texts are
+    # counted with `tokenizer`, so set the served model's limit here.
     max_tokens: int = 256  # sentence-transformers' limit for all-MiniLM-L6-v2
     threads: int = 0  # texts embedded at once, one core each; 0: all cores
     # The int8 encoder for new stores (askdocs.onnx_bert): embeds 1.5x faster, SciFact train
     # nDCG@10 dense 0.6899 against 0.6899 for float, hybrid 0.7328 against 0.7315.
     int8: bool = True
+    # remote: base URLs (http://host:8080 or http://host:8080/v1), requests spread over all
+    urls: tuple[str, ...] = ()
+    api_key: str = field(default="", repr=False)
+    api_key_env: str = ""  # name of a variable holding the key, as for generation
+    batch: int = 32  # texts per request
+    concurrency: int = 4  # requests in flight at once, over all the URLs
+    timeout: float = 30.0  # seconds per request
+    retries: int = 4  # attempts per batch on 429, 5xx and connection errors
+    backoff: float = 0.5  # seconds before the second attempt, doubled each time, jittered
+    tokenizer: str = ""  # remote: a tokenizer.json to count with; empty: the packaged MiniLM's
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +158,9 @@ class ServerSettings:
     allowed_hosts: tuple[str, ...] = ()
 
 
-def api_key(settings: GenerationSettings, environ: Mapping[str, str] | None = None) -> str:
+def api_key(
+    settings: GenerationSettings | EmbeddingSettings, environ: Mapping[str, str] | None = None
+) -> str:
     """The remote server's key: `api_key` if set, else the variable `api_key_env` names.
 
     The key is read here, not in the backend, so that nothing else reads the environment.

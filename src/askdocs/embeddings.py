@@ -6,6 +6,10 @@ let ONNX Runtime's CPU kernels run it. Output: mean pooling over real tokens, L2
 as sentence-transformers computes all-MiniLM-L6-v2. The float graph matches its vectors to
 1e-6; the int8 graph, the default for new stores, to a cosine of about 0.993 (both checked by
 tests against stored reference vectors).
+
+`[embedding] backend = "remote"` embeds with a server instead (askdocs.remote_embedder);
+`load_embedder` chooses, and `embedder_identity` gives the (id, dimension) a store must
+record for given settings without loading a local model.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from askdocs.config import EmbeddingSettings
-from askdocs.errors import ContextTooLong, ModelLoadError
+from askdocs.errors import ConfigError, ContextTooLong, ModelLoadError
 from askdocs.models import MINILM_TOKENIZER, MINILM_WEIGHTS, load_tokenizer, verified
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
+
+    from askdocs.remote_embedder import RemoteEmbedder
 
 
 class Embedder(Protocol):
@@ -99,11 +105,56 @@ class MiniLMEmbedder:
         return self._session.run(None, feed)[0][0]
 
 
-def load_embedder(settings: EmbeddingSettings) -> MiniLMEmbedder:
-    """The embedder `settings` describe (the model's ~0.5 s load happens here)."""
+BACKENDS = ("local", "remote")
+LOCAL_MODELS: dict[str, int] = {"minilm": MiniLMEmbedder.dim}  # name -> dimension
+
+
+def load_embedder(settings: EmbeddingSettings) -> Embedder:
+    """The embedder `settings` describe: the local model (its ~0.5 s load happens here), or
+    a client of the remote server (one small request learns its model id and dimension)."""
+    if _backend(settings) == "remote":
+        return _remote(settings)
+    _local_dim(settings)
     return MiniLMEmbedder(
         threads=settings.threads or None, max_tokens=settings.max_tokens, int8=settings.int8
     )
+
+
+def embedder_identity(settings: EmbeddingSettings) -> tuple[str, int]:
+    """(id, dimension) of the vectors `settings` give, as a store records them.
+
+    Local: known without loading the model. Remote: what the server reports, asked with one
+    small request (the server must be up).
+    """
+    if _backend(settings) == "remote":
+        with _remote(settings) as remote:
+            return remote.id, remote.dim
+    return embedder_id(settings.max_tokens, int8=settings.int8), _local_dim(settings)
+
+
+def _remote(settings: EmbeddingSettings) -> RemoteEmbedder:
+    from askdocs.config import api_key
+    from askdocs.remote_embedder import RemoteEmbedder
+
+    # api_key reads only `api_key` and `api_key_env`, which both settings sections have
+    return RemoteEmbedder.from_settings(settings, api_key(settings))
+
+
+def _backend(settings: EmbeddingSettings) -> str:
+    if settings.backend not in BACKENDS:
+        raise ConfigError(
+            f"unknown embedding backend {settings.backend!r}; choose one of {', '.join(BACKENDS)}"
+        )
+    return settings.backend
+
+
+def _local_dim(settings: EmbeddingSettings) -> int:
+    try:
+        return LOCAL_MODELS[settings.model]
+    except KeyError:
+        raise ConfigError(
+            f"unknown embedding model '{settings.model}' (available: {', '.join(LOCAL_MODELS)})"
+        ) from None
 
 
 def embedder_id(max_tokens: int, *, int8: bool = False) -> str:

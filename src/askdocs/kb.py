@@ -29,8 +29,7 @@ from askdocs import rerank as reranking
 from askdocs.answer.events import Event
 from askdocs.answer.options import AskOptions, options_of
 from askdocs.config import SearchSettings, Settings
-from askdocs.embeddings import Embedder, MiniLMEmbedder, embedder_id, load_embedder
-from askdocs.errors import ConfigError
+from askdocs.embeddings import Embedder, embedder_id, embedder_identity, load_embedder
 from askdocs.generation import Generator
 from askdocs.rerank import Reranker
 from askdocs.retrieval import Filters, retrieve
@@ -44,25 +43,18 @@ from askdocs.store import (
 )
 from askdocs.types import Answer, Document, Hit
 
-EMBEDDERS: dict[str, int] = {"minilm": MiniLMEmbedder.dim}  # name -> dimension
-
 
 def embedder_spec(settings: Settings) -> tuple[str, int]:
-    try:
-        dim = EMBEDDERS[settings.embedding.model]
-    except KeyError:
-        raise ConfigError(
-            f"unknown embedding model '{settings.embedding.model}' "
-            f"(available: {', '.join(EMBEDDERS)})"
-        ) from None
-    e = settings.embedding
-    return embedder_id(e.max_tokens, int8=e.int8), dim
+    """(id, dimension) a store must record for `settings`; remote: asked of the server."""
+    return embedder_identity(settings.embedding)
 
 
 def _keep_store_encoder(settings: Settings) -> Settings:
     """`embedding.int8` chooses the encoder of new stores; an existing store keeps the one it
     was built with (int8 or float), so changing the setting never locks a store out."""
     e = settings.embedding
+    if e.backend != "local":
+        return settings
     other = dataclasses.replace(e, int8=not e.int8)
     if recorded_embedder(settings.store) == embedder_id(other.max_tokens, int8=other.int8):
         return dataclasses.replace(settings, embedding=other)
@@ -88,6 +80,9 @@ class KnowledgeBase:
     def open(
         cls, settings: Settings, *, create: bool = True, embedder: Embedder | None = None
     ) -> KnowledgeBase:
+        if embedder is None and settings.embedding.backend == "remote":
+            # No local model to load: the client learns the server's id and dimension once.
+            embedder = load_embedder(settings.embedding)
         if embedder is None:
             settings = _keep_store_encoder(settings)
         vectors_id, dim = (embedder.id, embedder.dim) if embedder else embedder_spec(settings)
@@ -124,6 +119,8 @@ class KnowledgeBase:
         if self._owns_generator and self._generator is not None:
             self._generator.close()
             self._generator = None
+        if self.settings.embedding.backend == "remote":  # its connection pool
+            getattr(self._embedder, "close", lambda: None)()
         self.store.close()
 
     def ask(self, question: str, options: AskOptions | None = None, **changes: Any) -> Answer:
