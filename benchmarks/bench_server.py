@@ -3,6 +3,7 @@
     python benchmarks/bench_server.py                    # samples/docs in a temp store, model asks
     python benchmarks/bench_server.py --extractive       # asks without the LLM
     python benchmarks/bench_server.py --store ~/kb --clients 50 --seconds 60 --fuzz-seconds 120
+    python benchmarks/bench_server.py --postgres --servers 2 --extractive --no-fuzz
 
 Part 1: `--clients` concurrent clients (asyncio + httpx) for `--seconds`, each sending 90%
 POST /search and 10% POST /ask (`--ask-share`), one request after another with a pause of
@@ -17,13 +18,16 @@ Part 2: `schemathesis run <server>/openapi.json` with the token header for `--fu
 reported: the number of test cases, 5xx responses (must be 0) and schema violations.
 
 The server is a separate process (its CPU use is not the clients'); on a shared 2-core machine
-compare ratios within one run rather than absolute times.
+compare ratios within one run rather than absolute times. `--servers N` starts N servers on the
+one store and spreads the clients over them; `--postgres` serves the samples from a PostgreSQL
++ pgvector started from the pgserver wheel (`--store` also takes a postgresql:// URL).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -85,13 +89,25 @@ def askdocs_exe() -> str:
     return str(beside) if beside.is_file() else "askdocs"
 
 
-def sample_store(folder: Path) -> Path:
-    store = folder / "store"
-    subprocess.run([askdocs_exe(), "ingest", str(SAMPLES), "--store", str(store)], check=True)
+def sample_store(store: str) -> str:
+    subprocess.run([askdocs_exe(), "ingest", str(SAMPLES), "--store", store], check=True)
     return store
 
 
-def start_server(store: Path, port: int, model: str | None, log: Path) -> subprocess.Popen[bytes]:
+def postgres_store(folder: Path) -> tuple[str, object]:
+    """A PostgreSQL + pgvector from the pgserver wheel in `folder`; (URL of a new database,
+    the server object to clean up)."""
+    import pgserver
+    import psycopg
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(folder / "runtime"))
+    server = pgserver.get_server(folder / "pgdata", cleanup_mode="stop")
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE samples")
+    return server.get_uri().replace("/postgres?", "/samples?", 1), server
+
+
+def start_server(store: str, port: int, model: str | None, log: Path) -> subprocess.Popen[bytes]:
     command = [askdocs_exe(), "serve", "--store", str(store), "--port", str(port)]
     command += ["--token", TOKEN] + (["--model", model] if model else [])
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASKDOCS_")}
@@ -152,15 +168,22 @@ async def client_loop(
             await asyncio.sleep(random.uniform(0.5, 1.5) * args.think)
 
 
-async def load(url: str, args: argparse.Namespace) -> Results:
+async def load(urls: list[str], args: argparse.Namespace) -> Results:
+    """`args.clients` clients, spread evenly over the servers at `urls`."""
     results = Results()
     headers = {"Authorization": f"Bearer {TOKEN}"}
     limits = httpx.Limits(max_connections=args.clients + 5)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, headers=headers, limits=limits)
+            )
+            for url in urls
+        ]
         deadline = time.monotonic() + args.seconds
         tasks = [
-            asyncio.create_task(client_loop(client, results, args, deadline))
-            for _ in range(args.clients)
+            asyncio.create_task(client_loop(clients[n % len(urls)], results, args, deadline))
+            for n in range(args.clients)
         ]
         _, pending = await asyncio.wait(tasks, timeout=args.seconds + 5)
         for task in pending:
@@ -246,7 +269,9 @@ def fuzz(url: str, seconds: float, folder: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--store", type=Path, help="Store to serve (default: samples/docs).")
+    parser.add_argument("--store", help="Store to serve: DIR or URL (default: samples/docs).")
+    parser.add_argument("--servers", type=int, default=1, help="Servers on the one store.")
+    parser.add_argument("--postgres", action="store_true", help="The samples in PostgreSQL.")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--ask-share", type=float, default=0.1)
@@ -258,22 +283,35 @@ def main() -> None:
     parser.add_argument("--no-fuzz", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="askdocs-bench-") as folder:
-        store = args.store or sample_store(Path(folder))
-        port = free_port()
-        server = start_server(store, port, args.model, Path(folder) / "server.log")
-        url = f"http://127.0.0.1:{port}"
+        database = None
+        if args.postgres:
+            url, database = postgres_store(Path(folder))
+            store = sample_store(url)
+        else:
+            store = args.store or sample_store(str(Path(folder) / "store"))
+        servers, urls = [], []
         try:
-            warm_model(url, args)
-            single = single_client_search(url)
-            results = asyncio.run(load(url, args))
-            print("## Load\n")
+            for n in range(args.servers):
+                port = free_port()
+                log = Path(folder) / f"server-{n}.log"
+                servers.append(start_server(store, port, args.model, log))
+                urls.append(f"http://127.0.0.1:{port}")
+            for url in urls:
+                warm_model(url, args)
+            single = single_client_search(urls[0])
+            results = asyncio.run(load(urls, args))
+            where = "PostgreSQL" if args.postgres else store
+            print(f"## Load ({args.servers} server(s) on {where})\n")
             print(load_table(results, single, args))
             if not args.no_fuzz:
                 print("\n## Fuzzing (schemathesis)\n")
-                print(fuzz(url, args.fuzz_seconds, Path(folder)))
+                print(fuzz(urls[0], args.fuzz_seconds, Path(folder)))
         finally:
-            server.terminate()
-            server.wait(30)
+            for server in servers:
+                server.terminate()
+                server.wait(30)
+            if database is not None:
+                database.cleanup()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
