@@ -36,9 +36,9 @@ from askdocs.kb import KnowledgeBase
 from askdocs.remote_embedder import (
     EmbeddingServerError,
     RemoteEmbedder,
-    _retry_after,
     endpoint,
 )
+from askdocs.retrying import retry_after
 from askdocs.testing import FakeEmbedder
 from tests.conftest import (
     DOCS_STORE_SETTINGS,
@@ -445,10 +445,10 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     def response(value: str) -> httpx.Response:
         return httpx.Response(429, headers={"Retry-After": value} if value else {})
 
-    assert _retry_after(response("2"), 0.5) == 2.0
-    assert _retry_after(response(""), 0.5) == 0.5
-    assert _retry_after(response("soon"), 0.5) == 0.5
+    assert retry_after(response("2"), 0.5) == 2.0
+    assert retry_after(response(""), 0.5) == 0.5
+    assert retry_after(response("soon"), 0.5) == 0.5
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
-    assert 60 < _retry_after(response(later), 0.5) <= 120
+    assert 60 < retry_after(response(later), 0.5) <= 120
     earlier = format_datetime(datetime.now(UTC) - timedelta(seconds=120), usegmt=True)
-    assert _retry_after(response(earlier), 0.5) == 0.0
+    assert retry_after(response(earlier), 0.5) == 0.0

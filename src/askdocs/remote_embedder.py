@@ -26,14 +26,12 @@ names the URL that differs (two URLs serving different models would mix vector s
 from __future__ import annotations
 
 import base64
-import email.utils
 import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,13 +40,13 @@ import numpy as np
 
 from askdocs.errors import ConfigError, ContextTooLong, IndexMismatch, ModelLoadError
 from askdocs.models import load_tokenizer
+from askdocs.retrying import MAX_WAIT, detail, retry_after
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
     from askdocs.config import EmbeddingSettings
 
-MAX_WAIT = 30.0  # seconds, the longest single wait between attempts
 PROBE_TEXT = "askdocs"  # embedded once to learn the server's model id and dimension
 
 
@@ -188,10 +186,10 @@ class RemoteEmbedder:
                 else:
                     if response.is_success:
                         return self._vectors(url, response, len(texts))
-                    failures[url] = f"{url}: HTTP {response.status_code}: {_detail(response)}"
+                    failures[url] = f"{url}: HTTP {response.status_code}: {detail(response)}"
                     if not _retryable(response.status_code):
                         raise EmbeddingServerError(failures[url])
-                    wait = _retry_after(response, wait)
+                    wait = retry_after(response, wait)
             if attempt < self.retries:
                 time.sleep(min(wait, MAX_WAIT))
         tried = "; ".join(failures.values())
@@ -285,26 +283,3 @@ def _vector(value: Any) -> np.ndarray:
 
 def _retryable(status: int) -> bool:
     return status == 429 or status >= 500
-
-
-def _detail(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
-    return text[:300] or response.reason_phrase
-
-
-def _retry_after(response: httpx.Response, default: float) -> float:
-    """The wait a Retry-After header asks for, in seconds or as an HTTP date."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

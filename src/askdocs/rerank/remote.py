@@ -23,11 +23,11 @@ import httpx
 
 from askdocs.errors import ConfigError
 from askdocs.rerank.base import RerankError, reorder
+from askdocs.retrying import MAX_WAIT, detail, retry_after
 from askdocs.types import Hit
 
 APIS = ("tei", "cohere")
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-MAX_WAIT = 30.0  # seconds, the longest single wait between attempts
 _VERSIONED = re.compile(r"/v\d+$")
 
 
@@ -114,10 +114,10 @@ class RemoteReranker:
                         return response.json()
                     except ValueError as exc:
                         raise RerankError(f"{self.url}: the response is not JSON") from exc
-                failure = f"{self.url}: HTTP {response.status_code}: {_detail(response)}"
+                failure = f"{self.url}: HTTP {response.status_code}: {detail(response)}"
                 if response.status_code not in RETRY_STATUS:
                     raise RerankError(failure)
-                wait = _retry_after(response, wait)
+                wait = retry_after(response, wait)
             if attempt == self.retries:
                 raise RerankError(f"{failure} (after {self.retries} attempts)")
             time.sleep(min(wait, MAX_WAIT))
@@ -128,16 +128,3 @@ def _with_title(hit: Hit) -> str:
     if hit.title and not hit.text.startswith(hit.title):
         return f"{hit.title}\n{hit.text}"
     return hit.text
-
-
-def _detail(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
-    return text[:300] or response.reason_phrase
-
-
-def _retry_after(response: httpx.Response, default: float) -> float:
-    """The wait a Retry-After header asks for, in seconds (not its HTTP-date form)."""
-    try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    except ValueError:
-        return default
