@@ -422,7 +422,8 @@ def test_a_missing_store_is_not_created_when_asked_not_to(tmp_path: Path) -> Non
 def test_a_missing_postgresql_store_is_not_created_and_a_bad_url_is_named(
     make_pg_url: Callable[[], str],
 ) -> None:
-    from askdocs.store.postgres import PostgresStore, recorded_embedder
+    from askdocs.store import recorded_embedder
+    from askdocs.store.postgres import PostgresStore
 
     url = make_pg_url()
     with pytest.raises(NotFound, match="askdocs ingest"):

@@ -99,7 +99,7 @@ def _verified(a: Store, b: Store, copied: int, skipped: int, seconds: float) -> 
         )
     return MigrationReport(
         mine.location, theirs.location, mine.documents, mine.chunks, copied, skipped, digest,
-        round(seconds + 0.0, 3),
+        round(seconds, 3),
     )  # fmt: skip
 
 

@@ -162,11 +162,6 @@ def recorded(url: str) -> tuple[str, int] | None:
     return (meta["embedder"], int(meta["dim"])) if "embedder" in meta else None
 
 
-def recorded_embedder(url: str) -> str | None:
-    found = recorded(url)
-    return found[0] if found else None
-
-
 def _redacted(url: str) -> str:
     return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)
 

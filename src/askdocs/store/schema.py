@@ -163,9 +163,3 @@ def recorded(directory: Path) -> tuple[str, int] | None:
     finally:
         db.close()
     return (meta["embedder"], int(meta["dim"])) if "embedder" in meta else None
-
-
-def recorded_embedder(directory: Path) -> str | None:
-    """The embedder id the store at `directory` was built with, or None if there is no store."""
-    found = recorded(directory)
-    return found[0] if found else None

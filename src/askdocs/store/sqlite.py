@@ -39,10 +39,10 @@ from askdocs.store import (
     schema,
 )
 from askdocs.store.locking import WriteLock
-from askdocs.store.schema import DATABASE, recorded_embedder
+from askdocs.store.schema import DATABASE
 from askdocs.vectors import HnswParams, VectorIndex
 
-__all__ = ["DATABASE", "SqliteStore", "recorded_embedder"]  # the last two live in `schema`
+__all__ = ["DATABASE", "SqliteStore"]  # DATABASE lives in `schema`
 
 _ADD, _DELETE = 1, -1
 _REPLAY_BATCH = 5000
