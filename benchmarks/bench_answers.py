@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from cpu import cpu_name
 
 SETS = {
     "2wiki": ("2wikimultihopqa_dev500/2wikimultihopqa_dev500.squad.json", False),
@@ -40,12 +41,6 @@ COLUMNS = (
     "median_time_to_first_token",
     "seconds_per_question",
 )
-
-
-def machine() -> str:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    names = [ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if "Model name" in ln]
-    return names[0] if names else "unknown CPU"
 
 
 def options_for(config: str) -> dict[str, Any]:
@@ -108,7 +103,7 @@ def main() -> None:
                         row["outcomes"] = outcomes
             finally:
                 generator.close()
-    print(f"\nCPU: {machine()}; model: {args.model or 'default'}; limit {args.limit}; "
+    print(f"\nCPU: {cpu_name()}; model: {args.model or 'default'}; limit {args.limit}; "
           f"command: python {' '.join(sys.argv)}")  # fmt: skip
     print(_table(results))
     if args.out:

@@ -36,7 +36,6 @@ import argparse
 import dataclasses
 import json
 import math
-import platform
 import shlex
 import shutil
 import statistics
@@ -49,6 +48,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from cpu import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "benchmarks" / "everyday.jsonl"
@@ -71,12 +72,6 @@ _QUOTES = {ord("\u2018"): "'", ord("\u2019"): "'", ord("\u201c"): '"', ord("\u20
 
 def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def machine() -> str:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    names = [ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if "Model name" in ln]
-    return names[0] if names else platform.processor() or "unknown CPU"
 
 
 def normalise(text: str) -> str:
@@ -299,7 +294,7 @@ def main() -> None:
         model = config.load({"store": str(store)}).generation.model
         mode = "in-process" if args.in_process else "askdocs ask per question"
         meta: dict[str, Any] = {
-            "command": shlex.join(["python", *sys.argv]), "cpu": machine(), "mode": mode,
+            "command": shlex.join(["python", *sys.argv]), "cpu": cpu_name(), "mode": mode,
             "model": model, "options": options, "ask_args": extra,
             "questions_file": str(args.questions), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         }  # fmt: skip

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import psycopg
+from cpu import cpu_name
 
 from askdocs import evaluate
 from askdocs.kb import KnowledgeBase
@@ -30,16 +29,6 @@ from askdocs.migrate import migrate
 
 MODES = ("keyword", "dense", "hybrid-rrf")
 NDCG = "ndcg@10"
-
-
-def cpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        name = next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))  # fmt: skip
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    return f"{name}, {os.cpu_count()} vCPU"
 
 
 def database(admin: str, name: str) -> str:
@@ -94,7 +83,8 @@ def main() -> None:
             rows.append((name, mode.mode, ndcg, ndcg - base.metrics[NDCG], p, p50,
                          p50 / base.latency["p50_ms"]))  # fmt: skip
     server.cleanup()
-    print(f"\nCPU: {cpu()}; SciFact test, {report.documents} documents, {report.chunks} chunks")
+    machine = f"{cpu_name()}, {os.cpu_count()} vCPU"
+    print(f"\nCPU: {machine}; SciFact test, {report.documents} documents, {report.chunks} chunks")
     print("command: python benchmarks/bench_postgres.py\n")
     print("| store | mode | nDCG@10 | vs embedded | p (paired) | p50 ms | p50 vs embedded |")
     print("|---|---|---|---|---|---|---|")

@@ -13,28 +13,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from cpu import cpu_name
+
 from askdocs import config
 from askdocs.evaluate import corpus_documents, load_beir
 from askdocs.kb import KnowledgeBase
 
 TOKEN = "bench-token"
-
-
-def cpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        name = next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))  # fmt: skip
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    return f"{name}, {os.cpu_count()} vCPU"
 
 
 def serve(folder: Path, n: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -99,7 +90,7 @@ def main() -> None:
             for process, _ in servers:
                 process.terminate()
                 process.wait(30)
-    print(f"\nCPU: {cpu()}; {args.docs} SciFact documents; "
+    print(f"\nCPU: {cpu_name()}, {os.cpu_count()} vCPU; {args.docs} SciFact documents; "
           "command: python benchmarks/bench_remote_embed.py\n")  # fmt: skip
     print("| embedder | chunks | ingest s | chunks/s | vs local | one short text ms |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -25,7 +25,6 @@ import argparse
 import json
 import math
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cpu import cpu_name
 
 from askdocs import config
 from askdocs.evaluate import (
@@ -50,12 +50,6 @@ from askdocs.retrieval import retrieve
 from askdocs.types import Hit
 
 DATA = Path(__file__).resolve().parents[1] / "../shared/data"
-
-
-def machine() -> str:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    names = [ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if "Model name" in ln]
-    return names[0] if names else "unknown CPU"
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -288,7 +282,7 @@ def main() -> None:
         rows += scifact(args.data, candidates, args.queries)
     if "2wiki" in args.sets:
         rows += two_wiki(args.data, args.stores, candidates, args.queries)
-    print(f"CPU: {machine()}; command: python {' '.join(sys.argv)}\n")
+    print(f"CPU: {cpu_name()}; command: python {' '.join(sys.argv)}\n")
     print(
         "| set | run | queries | nDCG@10 | recall@4 | recall@10 | search p50/p95 ms "
         "| rerank adds p50/p95 ms |"

@@ -46,6 +46,7 @@ from typing import Any
 
 import bench_keyword
 import numpy as np
+from cpu import cpu_name
 
 from askdocs import config
 from askdocs.config import Settings
@@ -108,11 +109,7 @@ def verdict(ok: bool) -> str:
 
 
 def machine() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if "Model name" in ln)
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor() or "unknown CPU"
+    model = cpu_name()
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import faiss
     import onnxruntime
