@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from askdocs import ingest as ingesting
 from askdocs import rerank as reranking
 from askdocs.answer.events import Event
@@ -41,7 +43,7 @@ from askdocs.store import (
     open_store,
     recorded_embedder,
 )
-from askdocs.types import Answer, Document, Hit
+from askdocs.types import Answer, Document, Hit, Item
 
 
 def embedder_spec(settings: Settings) -> tuple[str, int]:
@@ -229,6 +231,51 @@ class KnowledgeBase:
                 rerank_settings, lambda: self.embedder
             )
         return self._rerankers[backend]
+
+    def collection(self, filters: Filters | None = None, *, unit: str = "document") -> list[Item]:
+        """The stored texts with their stored embeddings, in path order: one `Item` per
+        document (`unit="document"`; its vector is the normalised mean of its chunks') or
+        per chunk (`unit="chunk"`, ids `path#ord`). Nothing is embedded again."""
+        if unit not in ("document", "chunk"):
+            raise ValueError(f"unit must be 'document' or 'chunk', not {unit!r}")
+        tagged = self._tagged(filters)
+        items: list[Item] = []
+        for write in self.store.dump():
+            doc = write.document
+            if doc is None or write.embeddings is None or not len(write.chunks):
+                continue
+            if filters and not filters.admits(write.path, doc.kind, tagged):
+                continue
+            if unit == "chunk":
+                items.extend(
+                    Item(f"{write.path}#{c.ord}", c.text, doc.title, write.embeddings[i])
+                    for i, c in enumerate(write.chunks)
+                )
+                continue
+            mean = write.embeddings.mean(axis=0)
+            norm = float(np.linalg.norm(mean))
+            items.append(Item(write.path, doc.text, doc.title, mean / norm if norm else mean))
+        return items
+
+    def _tagged(self, filters: Filters | None) -> set[str] | None:
+        """Paths holding every tag the filters ask for (None: no tag asked)."""
+        if not filters or not filters.tags:
+            return None
+        paths: set[str] | None = None
+        for key, value in filters.tags:
+            have = {p for p, v in self.store.tags(key).items() if v == value}
+            paths = have if paths is None else paths & have
+        return paths or set()
+
+    def tag(self, key: str, values: dict[str, str | None]) -> int:
+        """Set the document tag `key` (a label, a topic) for these paths, None removes it;
+        searches can then filter on it (`Filters(tags=((key, value),))`). Returns how many
+        documents changed; paths not stored are ignored."""
+        return self.store.tag(key, values)
+
+    def tags(self, key: str) -> dict[str, str]:
+        """path -> value of the document tag `key`, for the documents that have it."""
+        return self.store.tags(key)
 
     def status(self, *, verify: bool = True) -> StoreStatus:
         """Counts and health; `verify=False` skips the consistency check (cheap to poll)."""

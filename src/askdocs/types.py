@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -124,3 +126,18 @@ class Answer:
     evidence: float = 0.0  # retrieval evidence: best question-sentence score, see extractive.py
     data: Any = None  # the parsed JSON value in structured mode
     note: str = ""  # what the reader should know: e.g. the model's answer was replaced by quotes
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One text to classify or cluster: a stored document or chunk, or a row of a file.
+
+    `id` is the document's path, `path#ord` for a chunk, or the row number of a file;
+    `vector` is the stored embedding (a document's: the normalised mean of its chunks'),
+    None when the text is not from the store.
+    """
+
+    id: str
+    text: str
+    title: str = ""
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)

@@ -8,8 +8,9 @@ protocol for a shared server, so ingest, retrieval, the CLI and the HTTP API nev
 
 from __future__ import annotations
 
+import fnmatch
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +98,8 @@ class StoreStatus:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Restrict a search to some files: a path glob (`*.pdf`, `*/notes/*`) and/or kinds.
+    """Restrict a search to some files: a path glob (`*.pdf`, `*/notes/*`), kinds, and/or
+    document tags (`(("topic", "3"), ("label", "invoice"))`: every pair must hold).
 
     The glob is matched against the whole stored path, case-sensitively; one that starts
     with neither `/` nor `*` matches at any depth (`notes/*.md` is `*notes/*.md`).
@@ -105,9 +107,10 @@ class Filters:
 
     path_glob: str | None = None
     kinds: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.path_glob or self.kinds)
+        return bool(self.path_glob or self.kinds or self.tags)
 
     def glob(self) -> str | None:
         g = self.path_glob
@@ -115,6 +118,16 @@ class Filters:
 
     def kind_names(self) -> tuple[str, ...]:
         return tuple(k.lower().lstrip(".") for k in self.kinds)
+
+    def admits(self, path: str, kind: str, tagged: set[str] | None = None) -> bool:
+        """Whether a document passes, checked in Python (the stores check in SQL): `tagged`
+        holds the paths that carry every tag asked for (None: no tag asked)."""
+        glob, kinds = self.glob(), self.kind_names()
+        if glob and not fnmatch.fnmatchcase(path, glob):
+            return False
+        if kinds and kind not in kinds:
+            return False
+        return tagged is None or path in tagged
 
 
 Ranking = tuple[np.ndarray, np.ndarray]  # chunk ids (int64) and scores, best first
@@ -153,7 +166,17 @@ class Store(Protocol):
         """Forget these exact paths; content no other path shares is deleted."""
         ...
 
+    def tag(self, key: str, values: Mapping[str, str | None]) -> int:
+        """Set the document tag `key` to a value for each path (None removes it), in one
+        transaction; paths not stored are skipped. Returns how many documents changed.
+        Tags belong to a path and go when it is removed."""
+        ...
+
     # -- reads -----------------------------------------------------------------------------
+
+    def tags(self, key: str) -> dict[str, str]:
+        """path -> value of the tag `key`, for every stored path that has it."""
+        ...
 
     def documents(self) -> list[DocumentInfo]:
         """Every stored path, sorted, with what a listing shows."""
