@@ -18,6 +18,7 @@ from askdocs.kb import KnowledgeBase
 from askdocs.migrate import MigrationFailed, checksum, migrate
 from askdocs.retrieval import Filters
 from askdocs.store import open_store
+from askdocs.testing import FakeEmbedder
 from tests.conftest import MakeKb
 from tests.test_concurrency import environment, finish, report_of, write_notes
 
@@ -258,7 +259,7 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(
     before = [(h.chunk_id, h.score) for h in kb.search("tides moon", mode="keyword")]
     kb.close()
     with psycopg.connect(url, autocommit=True) as conn:  # as schema 1 left it
-        conn.execute("DROP TABLE askdocs_postings")
+        conn.execute("DROP TABLE askdocs_postings, askdocs_tags, askdocs_annotations")
         conn.execute("UPDATE askdocs_meta SET value = '1' WHERE key = 'schema_version'")
     kb = make_kb(url)
     assert [(h.chunk_id, h.score) for h in kb.search("tides moon", mode="keyword")] == before
@@ -269,3 +270,65 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(
         conn.execute("UPDATE askdocs_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(IndexMismatch, match="upgrade askdocs"):
         make_kb(url)
+
+
+def test_a_store_of_schema_2_gains_tags_and_annotations(
+    make_kb: MakeKb, make_pg_url: MakeUrl, docs_dir: Path, fake_embedder: FakeEmbedder
+) -> None:
+    import psycopg
+
+    url = make_pg_url()
+    kb = make_kb(url, embedder=fake_embedder)
+    kb.ingest([docs_dir])
+    kb.close()
+    with psycopg.connect(url, autocommit=True) as conn:  # as schema 2 left it
+        conn.execute("DROP TABLE askdocs_tags, askdocs_annotations")
+        conn.execute("UPDATE askdocs_meta SET value = '2' WHERE key = 'schema_version'")
+    kb = make_kb(url, embedder=fake_embedder)
+    tides = str(docs_dir / "tides.pdf")
+    assert kb.tags("topic") == {} and kb.annotation("topics") is None
+    assert kb.tag("topic", {tides: "sea"}) == 1
+    kb.annotate("topics", '{"sea": "tides"}')
+    only_sea = Filters(tags=(("topic", "sea"),))
+    assert {h.path for h in kb.search("moon", mode="keyword", filters=only_sea)} == {tides}
+    assert kb.status().tags == {"topic": 1}
+    with psycopg.connect(url, autocommit=True) as conn:
+        version = conn.execute("SELECT value FROM askdocs_meta WHERE key = 'schema_version'")
+        assert version.fetchone()[0] == "3"
+
+
+def test_tags_and_annotations_move_with_the_store_both_ways(
+    make_kb: MakeKb, make_pg_url: MakeUrl, docs_dir: Path, tmp_path: Path,
+    fake_embedder: FakeEmbedder,
+) -> None:  # fmt: skip
+    source = make_kb(tmp_path / "here", embedder=fake_embedder)
+    source.ingest([docs_dir])
+    names = {p.name: str(p) for p in docs_dir.rglob("*") if p.is_file()}
+    source.tag("topic", {names["tides.pdf"]: "sea", names["espresso.txt"]: "kitchen",
+                         names["sourdough.html"]: "kitchen"})  # fmt: skip
+    source.tag("label", {names["taxes.txt"]: "paperwork"})
+    source.annotate("topics", '{"sea": ["tides"], "kitchen": ["espresso", "sourdough"]}')
+    source.close()
+    url = make_pg_url()
+    there = migrate(tmp_path / "here", url)
+    back = migrate(url, tmp_path / "back")
+    assert there.checksum == back.checksum
+    for where in (url, tmp_path / "back"):
+        kb = make_kb(where, embedder=fake_embedder)
+        assert kb.tags("topic") == {names["tides.pdf"]: "sea", names["espresso.txt"]: "kitchen",
+                                    names["sourdough.html"]: "kitchen"}  # fmt: skip
+        assert kb.tags("label") == {names["taxes.txt"]: "paperwork"}
+        assert kb.annotation("topics") == '{"sea": ["tides"], "kitchen": ["espresso", "sourdough"]}'
+        kitchen = Filters(tags=(("topic", "kitchen"),))
+        found = {Path(h.path).name for h in kb.search("water", mode="keyword", filters=kitchen)}
+        assert found == {"espresso.txt", "sourdough.html"}
+    # A tag changed in the source is copied by the next run; one only the target has is caught.
+    with make_kb(url, embedder=fake_embedder) as kb:
+        kb.tag("topic", {names["tides.pdf"]: "ocean"})
+    again = migrate(url, tmp_path / "back")
+    assert (again.copied, again.skipped) == (0, 6) and again.checksum != back.checksum
+    with make_kb(tmp_path / "back", embedder=fake_embedder) as kb:
+        assert kb.tags("topic")[names["tides.pdf"]] == "ocean"
+        kb.tag("extra", {names["chess.docx"]: "games"})
+    with pytest.raises(MigrationFailed, match="checksums"):
+        migrate(url, tmp_path / "back")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -329,6 +330,130 @@ def test_filters_by_path_glob_and_kind(
     assert texts(path_glob="*.md") == set(GAMMA)
 
 
+def test_a_path_linked_to_stored_content_passes_a_filter_kept_from_before(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    write = make_write("/a/alpha.txt", ALPHA)
+    store.write([write])
+    only_b = Filters("/b/*")
+    assert store.search_keyword("aardvarks", 10, only_b)[0].tolist() == []
+    store.write([link(write, "/b/alpha.txt")])  # no chunk added: the change log stays put
+    assert len(store.search_keyword("aardvarks", 10, only_b)[0]) == 1
+    store.remove(["/b/alpha.txt"])
+    assert store.search_keyword("aardvarks", 10, only_b)[0].tolist() == []
+
+
+def test_tags_are_set_overwritten_and_removed_per_path(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    store.write([make_write("/docs/alpha.txt", ALPHA), make_write("/docs/beta.txt", BETA)])
+    assert store.tags("topic") == {}
+    assert store.tag("topic", {"/docs/alpha.txt": "1", "/docs/beta.txt": "2"}) == 2
+    assert store.tag("label", {"/docs/alpha.txt": "animal"}) == 1
+    assert store.tags("topic") == {"/docs/alpha.txt": "1", "/docs/beta.txt": "2"}
+    # Unchanged values and paths not stored do not count.
+    assert store.tag("topic", {"/docs/alpha.txt": "1", "/docs/beta.txt": "3", "/no.txt": "1"}) == 1
+    assert store.tags("topic") == {"/docs/alpha.txt": "1", "/docs/beta.txt": "3"}
+    assert store.tag("topic", {"/docs/alpha.txt": None, "/docs/gone.txt": None}) == 1
+    assert store.tag("topic", {"/docs/alpha.txt": None}) == 0
+    assert store.tags("topic") == {"/docs/beta.txt": "3"}
+    assert store.tags("label") == {"/docs/alpha.txt": "animal"}  # other keys untouched
+    assert store.tag("topic", {}) == 0
+    assert store.status().tags == {"label": 1, "topic": 1}
+    with pytest.raises(TypeError, match="strings"):
+        store.tag("topic", {"/docs/alpha.txt": 3})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="key"):
+        store.tag("", {"/docs/alpha.txt": "1"})
+    assert store.tags("topic") == {"/docs/beta.txt": "3"}
+
+
+def test_tags_stay_with_an_edited_path_and_go_with_a_removed_one(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    store = open_store()
+    alpha = make_write("/docs/alpha.txt", ALPHA)
+    store.write([alpha, link(alpha, "/docs/copy.txt"), make_write("/docs/beta.txt", BETA)])
+    store.tag("label", {"/docs/alpha.txt": "a", "/docs/copy.txt": "c", "/docs/beta.txt": "b"})
+    store.write([make_write("/docs/alpha.txt", GAMMA)])  # the file edited, ingested again
+    store.write([dataclasses.replace(link(alpha, "/docs/beta.txt"), mtime_ns=5)])  # re-pointed
+    assert store.tags("label") == {"/docs/alpha.txt": "a", "/docs/beta.txt": "b",
+                                   "/docs/copy.txt": "c"}  # fmt: skip
+    assert store.remove(["/docs/copy.txt"]) == 1
+    assert store.tags("label") == {"/docs/alpha.txt": "a", "/docs/beta.txt": "b"}
+    store.write([make_write("/docs/copy.txt", ALPHA)])  # the same path again: a new document
+    assert "/docs/copy.txt" not in store.tags("label")
+    store.close()
+    again = open_store()
+    assert again.tags("label") == {"/docs/alpha.txt": "a", "/docs/beta.txt": "b"}
+
+
+def test_searches_filter_by_tags(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite], fake_embedder: FakeEmbedder
+) -> None:
+    store = open_store()
+    store.write(
+        [
+            make_write("/docs/alpha.md", ALPHA, kind="md"),
+            make_write("/docs/beta.txt", BETA),
+            make_write("/docs/gamma.txt", GAMMA),
+        ]
+    )
+    store.tag("topic", {"/docs/alpha.md": "animals", "/docs/beta.txt": "animals"})
+    store.tag("label", {"/docs/beta.txt": "builders", "/docs/gamma.txt": "builders"})
+    query = "aardvarks beavers capybaras they"
+
+    def texts(filters: Filters | None, mode: str = "dense", on: Store = store) -> set[str]:
+        if mode == "dense":
+            ids = on.search_dense(np.ones(on.dim, np.float32), 100, filters)[0]
+        else:  # the texts holding a query word
+            ids = on.search_keyword(query, 100, filters)[0]
+        return {r.text for r in on.records(ids.tolist()).values()}
+
+    animals = Filters(tags=(("topic", "animals"),))
+    for mode in ("dense", "keyword"):
+        found = texts(None, mode)
+        assert texts(animals, mode) == found & set(ALPHA + BETA)
+        both = Filters(tags=(("topic", "animals"), ("label", "builders")))
+        assert texts(both, mode) == found & set(BETA)
+        txt_animals = Filters(kinds=("txt",), tags=(("topic", "animals"),))
+        assert texts(txt_animals, mode) == found & set(BETA)
+        assert texts(Filters(tags=(("topic", "plants"),)), mode) == set()
+        assert texts(Filters(tags=(("builders", "label"),)), mode) == set()  # key, then value
+    hybrid = retrieve(
+        store, fake_embedder, query, settings=SearchSettings(), mode="hybrid", k=10,
+        filters=animals,
+    )  # fmt: skip
+    assert hybrid and {h.path for h in hybrid} == {"/docs/alpha.md", "/docs/beta.txt"}
+    # A tag written after a filtered search changes that same search's result at once, in
+    # this store object and in another one.
+    other = open_store()
+    assert texts(animals) == texts(animals, on=other) == set(ALPHA + BETA)
+    store.tag("topic", {"/docs/gamma.txt": "animals", "/docs/alpha.md": None})
+    assert texts(animals) == texts(animals, on=other) == set(BETA + GAMMA)
+    other.tag("topic", {"/docs/beta.txt": None})
+    assert texts(animals) == set(GAMMA) and texts(animals, "keyword") == {GAMMA[0]}
+
+
+def test_annotations_round_trip(open_store: OpenStore) -> None:
+    store = open_store()
+    assert store.annotation("topics") is None
+    table = json.dumps({str(n): {"words": ["aardvark"] * 50, "size": n} for n in range(1000)})
+    store.annotate("topics", table)
+    store.annotate("labels", "[]")
+    assert store.annotation("topics") == table and len(table) > 100_000
+    store.annotate("labels", '["invoice"]')
+    assert store.status().annotations == ("labels", "topics")
+    store.annotate("topics", None)
+    store.annotate("never stored", None)
+    store.close()
+    again = open_store()
+    assert again.annotation("topics") is None
+    assert again.annotation("labels") == '["invoice"]'
+    assert again.status().annotations == ("labels",)
+
+
 def test_status_reports_counts_embedder_and_sync(
     open_store: OpenStore, make_write: Callable[..., DocumentWrite], fake_embedder: FakeEmbedder
 ) -> None:
@@ -417,6 +542,28 @@ def test_a_missing_store_is_not_created_when_asked_not_to(tmp_path: Path) -> Non
     with pytest.raises(NotFound, match="askdocs ingest"):
         SqliteStore(tmp_path / "nowhere", embedder_id="x", dim=4, create=False)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_sqlite_store_made_before_tags_gains_them_at_schema_1(
+    tmp_path: Path, make_write: Callable[..., DocumentWrite], fake_embedder: FakeEmbedder
+) -> None:
+    opened = {"directory": tmp_path / "store", "embedder_id": fake_embedder.id,
+              "dim": fake_embedder.dim}  # fmt: skip
+    with SqliteStore(**opened) as store:
+        store.write([make_write("/docs/alpha.txt", ALPHA)])
+    db = sqlite3.connect(tmp_path / "store" / "askdocs.sqlite3")
+    with db:  # as an askdocs before tags left it
+        db.execute("DROP TABLE tags")
+        db.execute("DROP TABLE annotations")
+    db.close()
+    with SqliteStore(**opened) as store:
+        assert store.tag("topic", {"/docs/alpha.txt": "animals"}) == 1
+        store.annotate("topics", "{}")
+        only = Filters(tags=(("topic", "animals"),))
+        assert len(store.search_keyword("aardvarks", 5, only)[0]) == 1
+    db = sqlite3.connect(tmp_path / "store" / "askdocs.sqlite3")
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    db.close()
 
 
 def test_a_missing_postgresql_store_is_not_created_and_a_bad_url_is_named(

@@ -277,6 +277,15 @@ class KnowledgeBase:
         """path -> value of the document tag `key`, for the documents that have it."""
         return self.store.tags(key)
 
+    def annotate(self, name: str, value: str | None) -> None:
+        """Keep the text `value` (JSON, a few hundred KB at most: e.g. what each topic tag
+        means) under `name` with the store; None deletes it."""
+        self.store.annotate(name, value)
+
+    def annotation(self, name: str) -> str | None:
+        """The text kept under `name` by `annotate`, or None."""
+        return self.store.annotation(name)
+
     def status(self, *, verify: bool = True) -> StoreStatus:
         """Counts and health; `verify=False` skips the consistency check (cheap to poll)."""
         return self.store.status(verify=verify)

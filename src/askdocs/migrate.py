@@ -2,10 +2,11 @@
 embedding anything again: `askdocs migrate --from DIR --to postgresql://...`.
 
 Documents are copied in path order, a batch per transaction, with their extracted text,
-chunks and embeddings. A copy that stops half way is resumed by running it again: documents
-the target already holds with the same content are skipped. At the end both stores must
-hold the same number of documents and chunks, and the same checksum over everything
-copied (paths, file states, texts, chunk spans and the embeddings' bytes).
+chunks and embeddings; then their tags and the store's annotations. A copy that stops half
+way is resumed by running it again: documents the target already holds with the same
+content are skipped. At the end both stores must hold the same number of documents and
+chunks, and the same checksum over everything copied (paths, file states, texts, chunk
+spans, the embeddings' bytes, tags and annotations).
 """
 
 from __future__ import annotations
@@ -80,7 +81,18 @@ def migrate(
                 progress(copied + skipped + len(batch), total)
         b.write(batch)
         copied += len(batch)
+        _copy_tags(a, b)
         return _verified(a, b, copied, skipped, time.perf_counter() - start)
+
+
+def _copy_tags(a: Store, b: Store) -> None:
+    """Every tag key and annotation of `a` into `b`, a key's tags made equal (a resumed run
+    also takes back a tag `a` no longer has)."""
+    held = a.status(verify=False)
+    for key in held.tags:
+        b.tag(key, {**dict.fromkeys(b.tags(key)), **a.tags(key)})
+    for name in held.annotations:
+        b.annotate(name, a.annotation(name))
 
 
 def _verified(a: Store, b: Store, copied: int, skipped: int, seconds: float) -> MigrationReport:
@@ -104,8 +116,9 @@ def _verified(a: Store, b: Store, copied: int, skipped: int, seconds: float) -> 
 
 
 def checksum(store: Store) -> str:
-    """SHA-256 over every document a store holds, as `dump` gives them: equal for two
-    stores holding the same documents, texts, chunks and embeddings, whatever the backend."""
+    """SHA-256 over every document a store holds, as `dump` gives them, then its tags and
+    annotations: equal for two stores holding the same documents, texts, chunks, embeddings,
+    tags and annotations, whatever the backend."""
     digest = hashlib.sha256()
     for w in store.dump():
         doc = w.document
@@ -118,4 +131,9 @@ def checksum(store: Store) -> str:
         digest.update(json.dumps(head, ensure_ascii=False).encode())
         digest.update(doc.text.encode())
         digest.update(w.embeddings.astype("<f4").tobytes())
+    held = store.status(verify=False)
+    for key in sorted(held.tags):
+        digest.update(json.dumps(["tag", key, store.tags(key)], sort_keys=True).encode())
+    for name in sorted(held.annotations):
+        digest.update(json.dumps(["annotation", name, store.annotation(name)]).encode())
     return digest.hexdigest()

@@ -26,8 +26,9 @@ from askdocs.cli.common import (
     store_option,
     style_option,
 )
+from askdocs.cli.documents import tag_option
 from askdocs.errors import AskdocsError
-from askdocs.retrieval import MODES
+from askdocs.retrieval import MODES, Filters
 
 
 @main.command()
@@ -110,14 +111,16 @@ def _print_passages(passages: Any) -> None:
 @click.option("--schema", type=click.Path(exists=True, dir_okay=False), help="JSON schema file.")
 @click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Chunks retrieved (4).")
 @click.option("--mode", type=click.Choice(MODES), default=None, help="Search mode (hybrid).")
+@tag_option
 @model_option
 @decoding_options
 @store_option
 @json_option
 def ask_command(
     question: str, style: str, hops: int | None, rerank: bool | None, extractive: bool,
-    strict: bool, schema: str | None, k: int | None, mode: str | None, model: str | None,
-    store: str | None, as_json: bool, **flags: Any,
+    strict: bool, schema: str | None, k: int | None, mode: str | None,
+    tags: tuple[tuple[str, str], ...], model: str | None, store: str | None, as_json: bool,
+    **flags: Any,
 ) -> None:  # fmt: skip
     """Answer QUESTION from the store, citing the passages each sentence comes from."""
     from askdocs.answer import AskOptions, stream_answer
@@ -130,6 +133,7 @@ def ask_command(
         options = AskOptions(
             style=style, hops=hops, rerank=rerank, mode=mode, strict=strict, extractive=extractive,
             json_schema=json_schema, decoding=decoding_of(kb.settings, flags),
+            filters=Filters(tags=tags) if tags else None,
         ).but(**({"k": k} if k else {}))  # fmt: skip
         events = stream_answer(kb, generator, question, options)
         answer, streamed = _stream_to_terminal(events, quiet=as_json or bool(schema))

@@ -17,6 +17,29 @@ from askdocs.ingest import IngestReport, Progress
 from askdocs.retrieval import FUSIONS, MODES, Filters
 
 
+def tag_pairs(
+    ctx: click.Context, param: click.Parameter, given: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    """`--tag topic=3 --tag label=a=b` -> (("topic", "3"), ("label", "a=b"))."""
+    pairs = []
+    for text in given:
+        key, equals, value = text.partition("=")
+        if not key or not equals:
+            raise click.BadParameter(f"expected KEY=VALUE (e.g. topic=3), got {text!r}")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+tag_option = click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=tag_pairs,
+    help="Only documents with this tag (repeatable: all must hold).",
+)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--prune", is_flag=True, help="Also forget files under PATHS that are gone.")
@@ -84,6 +107,7 @@ def progress_bar(quiet: bool) -> Iterator[Callable[[Progress], None] | None]:
 @click.option("--fusion", type=click.Choice(FUSIONS), default=None, help="Hybrid fusion.")
 @click.option("--path", "path_glob", default=None, help="Only files matching this glob.")
 @click.option("--type", "kinds", multiple=True, help="Only these file types (pdf, md, ...).")
+@tag_option
 @rerank_option
 @store_option
 @json_option
@@ -94,13 +118,15 @@ def search(
     fusion: str | None,
     path_glob: str | None,
     kinds: tuple[str, ...],
+    tags: tuple[tuple[str, str], ...],
     rerank: bool | None,
     store: str | None,
     as_json: bool,
 ) -> None:
     """Search the store by meaning and keywords."""
+    filters = Filters(path_glob, kinds, tags)
     with opened(store, **{"search.fusion": fusion}) as kb:
-        hits = kb.search(query, k=k, mode=mode, filters=Filters(path_glob, kinds), rerank=rerank)
+        hits = kb.search(query, k=k, mode=mode, filters=filters, rerank=rerank)
     if as_json:
         emit([dataclasses.asdict(h) for h in hits])
         return
@@ -143,6 +169,8 @@ def status(store: str | None, as_json: bool) -> None:
         f"(dim {s.dim})\nvectors    {s.vector_index}\n"
         f"in sync    {'yes' if s.in_sync else 'NO: ' + '; '.join(s.problems)}"
     )
+    if s.tags:
+        click.echo("tags       " + ", ".join(f"{k} ({n} documents)" for k, n in s.tags.items()))
     for note in s.notes:
         click.echo(f"note       {note}")
 

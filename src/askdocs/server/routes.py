@@ -70,7 +70,8 @@ def health(state: State) -> dict[str, Any]:
 def to_filters(given: schemas.FiltersIn | None) -> Filters | None:
     if given is None:
         return None
-    return Filters(given.path_glob or None, tuple(given.kinds or ()))
+    tags = tuple((given.tags or {}).items())
+    return Filters(given.path_glob or None, tuple(given.kinds or ()), tags)
 
 
 @router.post("/search", response_model=schemas.SearchOut)

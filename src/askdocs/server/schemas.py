@@ -42,6 +42,14 @@ class FiltersIn(BaseModel):
     model_config = STRICT
     path_glob: Text | None = Field(default=None, max_length=500)
     kinds: list[Annotated[Text, Field(max_length=16)]] | None = Field(default=None, max_length=20)
+    # every tag must hold: {"topic": "3", "label": "invoice"}
+    tags: (
+        dict[
+            Annotated[Text, Field(min_length=1, max_length=100)],
+            Annotated[Text, Field(max_length=500)],
+        ]
+        | None
+    ) = Field(default=None, max_length=20)
 
 
 class SearchIn(BaseModel):

@@ -94,6 +94,8 @@ class StoreStatus:
     # What the store did or could not do that a user should know, though it is in sync:
     # index files found damaged and rebuilt, index files not saved on a full disk.
     notes: tuple[str, ...] = field(default=())
+    tags: dict[str, int] = field(default_factory=dict)  # tag key -> documents that have it
+    annotations: tuple[str, ...] = field(default=())  # names of the stored annotations
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +174,19 @@ class Store(Protocol):
         Tags belong to a path and go when it is removed."""
         ...
 
+    def annotate(self, name: str, value: str | None) -> None:
+        """Keep the text `value` (JSON, a few hundred KB at most: a topic table) under
+        `name` with the store, replacing what was there; None deletes it."""
+        ...
+
     # -- reads -----------------------------------------------------------------------------
 
     def tags(self, key: str) -> dict[str, str]:
         """path -> value of the tag `key`, for every stored path that has it."""
+        ...
+
+    def annotation(self, name: str) -> str | None:
+        """The text kept under `name` (`annotate`), or None."""
         ...
 
     def documents(self) -> list[DocumentInfo]:

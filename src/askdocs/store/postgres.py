@@ -8,9 +8,10 @@ on a `tsvector`) over the very tokens askdocs' `Analyzer` makes (stemmed, stopwo
 written as tsvector literals so that no PostgreSQL dictionary changes them: both backends
 index the same terms. Ranking is BM25 computed in SQL from term statistics kept in the same
 transactions as the chunks (`ts_rank_cd`, PostgreSQL's own, is the alternative measured in
-docs/benchmarks.md). Filters are SQL conditions. Writers take turns through a session
-advisory lock, held from deciding what to write to the commit; readers never wait, and see
-what another server committed on their next query.
+docs/benchmarks.md). Filters are SQL conditions (`tags`); the tables are made and upgraded
+by numbered migrations (`pgschema`). Writers take turns through a session advisory lock,
+held from deciding what to write to the commit; readers never wait, and see what another
+server committed on their next query.
 
 Tables are named `askdocs_*` in the connection's current schema, so a database can hold
 other things; `?options=-csearch_path%3Dname` in the URL puts a store in schema `name`.
@@ -24,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,7 +41,9 @@ from askdocs.store import (
     Filters,
     Ranking,
     StoreStatus,
+    tags,
 )
+from askdocs.store.pgschema import MIGRATIONS, SCHEMA_VERSION
 from askdocs.store.schema import rebuilt_write
 from askdocs.text import Analyzer
 
@@ -53,83 +56,9 @@ except ImportError as exc:  # pragma: no cover - the extra is not installed
         "a PostgreSQL store needs the postgres extra: pip install 'askdocs[postgres]'"
     ) from exc
 
-SCHEMA_VERSION = 2
 _LOCK_KEY = 0x61736B646F6373  # "askdocs": the writers' advisory lock
 _MAX_POSITIONS = 255  # PostgreSQL keeps at most 256 positions per lexeme
 log = logging.getLogger("askdocs.store")
-
-# Each entry takes the schema from the version before it to its own number.
-MIGRATIONS: dict[int, str] = {
-    1: """
-CREATE TABLE askdocs_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE askdocs_stats (
-    one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), chunks BIGINT NOT NULL,
-    tokens BIGINT NOT NULL
-);
-INSERT INTO askdocs_stats VALUES (TRUE, 0, 0);
-CREATE TABLE askdocs_contents (
-    id BIGSERIAL PRIMARY KEY, hash TEXT NOT NULL, pipeline TEXT NOT NULL,
-    kind TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL,
-    pages JSONB NOT NULL, headings JSONB NOT NULL, UNIQUE (hash, pipeline)
-);
-CREATE TABLE askdocs_documents (
-    id BIGSERIAL PRIMARY KEY, path TEXT NOT NULL UNIQUE,
-    content_id BIGINT NOT NULL REFERENCES askdocs_contents(id),
-    size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL,
-    added_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL
-);
-CREATE INDEX askdocs_documents_content ON askdocs_documents (content_id);
-CREATE TABLE askdocs_chunks (
-    id BIGSERIAL PRIMARY KEY,
-    content_id BIGINT NOT NULL REFERENCES askdocs_contents(id),
-    ord INTEGER NOT NULL, text TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-    page INTEGER, heading TEXT, n_tokens INTEGER NOT NULL, text_hash BYTEA NOT NULL,
-    embedding vector({dim}) NOT NULL, terms TSVECTOR NOT NULL, n_terms INTEGER NOT NULL
-);
-CREATE INDEX askdocs_chunks_content ON askdocs_chunks (content_id);
-CREATE INDEX askdocs_chunks_text_hash ON askdocs_chunks (text_hash);
-CREATE INDEX askdocs_chunks_terms ON askdocs_chunks USING gin (terms);
-CREATE INDEX askdocs_chunks_embedding ON askdocs_chunks
-    USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {ef});
-CREATE TABLE askdocs_terms (term TEXT PRIMARY KEY, df BIGINT NOT NULL);
-""",
-    # BM25 over the GIN-matched tsvectors took 0.4-0.5 s a query on SciFact (every candidate's
-    # tsvector unnested); a postings table read through its term index takes milliseconds.
-    2: """
-CREATE TABLE askdocs_postings (
-    term TEXT NOT NULL, chunk_id BIGINT NOT NULL, tf INTEGER NOT NULL, dl INTEGER NOT NULL
-);
-INSERT INTO askdocs_postings
-    SELECT u.lexeme, ch.id, cardinality(u.positions), ch.n_terms
-    FROM askdocs_chunks ch, unnest(ch.terms) u;
-CREATE INDEX askdocs_postings_term ON askdocs_postings (term) INCLUDE (chunk_id, tf, dl);
-CREATE INDEX askdocs_postings_chunk ON askdocs_postings (chunk_id);
-""",
-}
-
-
-def glob_regex(glob: str) -> str:
-    """A path glob (`*`, `?`, `[...]`, as SQLite's GLOB) as an anchored POSIX regex.
-
-    >>> glob_regex("*/notes/[ab]*.md")
-    '^.*/notes/[ab].*\\\\.md$'
-    """
-    out, i = ["^"], 0
-    while i < len(glob):
-        c = glob[i]
-        end = glob.find("]", i + 2) if c == "[" else -1
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif end > 0:
-            body = glob[i + 1 : end].replace("\\", "\\\\")
-            out.append("[" + ("^" + body[1:] if body.startswith("^") else body) + "]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out) + "$"
 
 
 def _tsvector(tokens: Sequence[str]) -> str:
@@ -454,7 +383,8 @@ class PostgresStore:
         cur.execute("DELETE FROM askdocs_contents WHERE id = %s", (content_id,))
 
     def remove(self, paths: Iterable[str]) -> int:
-        """Forget these paths; content no other path shares is deleted. Returns how many."""
+        """Forget these paths and their tags; content no other path shares is deleted.
+        Returns how many."""
         removed = 0
         with self.writing("remove"), self._pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
@@ -466,6 +396,14 @@ class PostgresStore:
                     self._drop_if_orphan(cur, row[0])
                     removed += 1
         return removed
+
+    def tag(self, key: str, values: Mapping[str, str | None]) -> int:
+        with self.writing("tag"), self._pool.connection() as conn, conn.transaction():
+            return tags.postgres_tag(conn.cursor(), key, values)
+
+    def annotate(self, name: str, value: str | None) -> None:
+        with self.writing("annotate"), self._pool.connection() as conn, conn.transaction():
+            tags.postgres_annotate(conn.cursor(), name, value)
 
     def _keyword_text(self, text: str, title: str) -> str:
         return f"{title}\n{text}" if self.settings.title_in_keywords and title else text
@@ -491,28 +429,18 @@ class PostgresStore:
             ).fetchone()
         return row[0] if row else None
 
-    @staticmethod
-    def _where(filters: Filters | None) -> tuple[str, dict[str, Any]]:
-        """The SQL condition on `ch` (a chunk) for `filters`, and its parameters."""
-        if not filters:
-            return "", {}
-        conditions, args = [], {}
-        glob, kinds = filters.glob(), filters.kind_names()
-        if glob:
-            conditions.append("d.path ~ %(path_re)s")
-            args["path_re"] = glob_regex(glob)
-        if kinds:
-            conditions.append("ct.kind = ANY(%(kinds)s)")
-            args["kinds"] = list(kinds)
-        return (
-            " AND ch.content_id IN (SELECT d.content_id FROM askdocs_documents d JOIN "
-            "askdocs_contents ct ON ct.id = d.content_id WHERE " + " AND ".join(conditions) + ")"
-        ), args
+    def tags(self, key: str) -> dict[str, str]:
+        with self._cursor() as cur:
+            return tags.postgres_tags(cur, key)
+
+    def annotation(self, name: str) -> str | None:
+        with self._cursor() as cur:
+            return tags.postgres_annotation(cur, name)
 
     def search_dense(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> Ranking:
         if k <= 0:
             return _ranking([])
-        where, args = self._where(filters)
+        where, args = tags.postgres_where(filters)
         args |= {"v": np.asarray(vector, dtype=np.float32).ravel(), "k": k}
         ef = min(1000, max(self.settings.hnsw_ef_search, k))
         with self._pool.connection() as conn, conn.transaction():
@@ -538,7 +466,7 @@ class PostgresStore:
         counts = Counter(self._analyzer.tokens(query))
         if not counts or k <= 0:
             return _ranking([])
-        where, args = self._where(filters)
+        where, args = tags.postgres_where(filters)
         terms = sorted(counts)
         args |= {"q": _tsquery(terms), "k": k, "terms": terms,
                  "weights": [float(counts[t]) for t in terms]}  # fmt: skip
@@ -632,6 +560,7 @@ class PostgresStore:
                 "WHERE c.relname LIKE 'askdocs\\_%%' AND c.relkind = 'r' "
                 "AND pg_table_is_visible(c.oid)"
             ).fetchone()[0]
+            tagged, annotations = tags.postgres_summary(cur)
             problems = []
             if counted != chunks:
                 problems.append(f"keyword statistics count {counted} chunks, the table {chunks}")
@@ -644,7 +573,7 @@ class PostgresStore:
                 problems.extend(f"index {r[0]} is not valid; REINDEX it" for r in invalid)
         return StoreStatus(
             self.location, documents, contents, chunks, int(size), self.embedder_id, self.dim,
-            "pgvector hnsw", not problems, tuple(problems), kinds,
+            "pgvector hnsw", not problems, tuple(problems), kinds, (), tagged, annotations,
         )  # fmt: skip
 
 

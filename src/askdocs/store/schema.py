@@ -1,13 +1,16 @@
-"""The SQLite side of a store: tables, connection settings, transactions and `meta`.
+"""The SQLite side of a store: tables, connection settings, transactions, `meta`, and a
+document as rows (`write_document`) and back (`rebuilt_write`).
 
 `meta` records what a store was built with (schema version, embedder, dimension) and its
 identity, a random id the derived index files carry so that files from another store are
-not loaded.
+not loaded. Writing chunks logs them in `changes` (ADD, DELETE), which the derived indexes
+replay.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import time
 import uuid
@@ -23,8 +26,14 @@ from askdocs.store import DocumentWrite
 from askdocs.store.locking import WriteLock
 from askdocs.types import Chunk, Document, Heading, Page
 
+# `tags` and `annotations` came later without a new version: a store opened by this askdocs
+# gains them (IF NOT EXISTS), and an older askdocs still opens it, as it checks the version
+# alone. It never reads the new tables, and its deletes of documents still take their tags
+# along: the cascade is part of the table and every version turns foreign keys on. A new
+# version would lock the older ones out of the store for no gain.
 SCHEMA_VERSION = 1
 DATABASE = "askdocs.sqlite3"
+ADD, DELETE = 1, -1  # `changes.op`: a chunk added or deleted
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +65,13 @@ CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL, op INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tags (
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (document_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_key_value ON tags(key, value);
+CREATE TABLE IF NOT EXISTS annotations (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -120,6 +136,90 @@ def check_meta(
         )
     # Stores made before store ids had none: their creation time tells them apart as well.
     return embedder_id, dim, meta.get("store_id") or f"created {meta['created_at']}"
+
+
+def content_id(db: sqlite3.Connection, content_hash: str, pipeline: str) -> int | None:
+    row = db.execute(
+        "SELECT id FROM contents WHERE hash = ? AND pipeline = ?", (content_hash, pipeline)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def write_document(db: sqlite3.Connection, item: DocumentWrite) -> int | None:
+    """Insert or update one document; returns the content id it stopped pointing at. An
+    updated path keeps its row (and so its tags)."""
+    now = time.time()
+    stored = content_id(db, item.content_hash, item.pipeline)
+    if stored is None:
+        if item.document is None or item.embeddings is None:
+            raise ValueError(f"{item.path}: new content needs its document and embeddings")
+        stored = _insert_content(db, item)
+    old = db.execute("SELECT content_id FROM documents WHERE path = ?", (item.path,)).fetchone()
+    if old is None:
+        db.execute(
+            "INSERT INTO documents (path, content_id, size, mtime_ns, added_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (item.path, stored, item.size, item.mtime_ns, now, now),
+        )
+        return None
+    db.execute(  # the same content again: a touched file, not an update
+        "UPDATE documents SET content_id = ?, size = ?, mtime_ns = ?, updated_at = "
+        "CASE WHEN content_id = ? THEN updated_at ELSE ? END WHERE path = ?",
+        (stored, item.size, item.mtime_ns, stored, now, item.path),
+    )
+    return old[0] if old[0] != stored else None
+
+
+def _insert_content(db: sqlite3.Connection, item: DocumentWrite) -> int:
+    doc = item.document
+    assert doc is not None and item.embeddings is not None
+    cursor = db.execute(
+        "INSERT INTO contents (hash, pipeline, kind, title, text, pages, headings) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            item.content_hash,
+            item.pipeline,
+            doc.kind,
+            doc.title,
+            doc.text,
+            json.dumps([[p.number, p.start, p.end] for p in doc.pages]),
+            json.dumps([[h.start, h.level, h.text] for h in doc.headings]),
+        ),
+    )
+    new_id = int(cursor.lastrowid or 0)
+    embeddings = np.ascontiguousarray(item.embeddings, dtype=np.float32)
+    for chunk, vector, text_hash in zip(item.chunks, embeddings, item.text_hashes, strict=True):
+        cursor = db.execute(
+            'INSERT INTO chunks (content_id, ord, text, start, "end", page, heading, '
+            "n_tokens, text_hash, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                new_id,
+                chunk.ord,
+                chunk.text,
+                chunk.start,
+                chunk.end,
+                chunk.page,
+                chunk.heading,
+                chunk.n_tokens,
+                text_hash,
+                vector.tobytes(),
+            ),
+        )
+        db.execute("INSERT INTO changes (chunk_id, op) VALUES (?, ?)", (cursor.lastrowid, ADD))
+    return new_id
+
+
+def drop_if_orphan(db: sqlite3.Connection, content: int) -> None:
+    """Delete the content with id `content`, and log its chunks' deletion, unless a path
+    still points at it."""
+    if db.execute("SELECT 1 FROM documents WHERE content_id = ? LIMIT 1", (content,)).fetchone():
+        return
+    db.execute(
+        "INSERT INTO changes (chunk_id, op) SELECT id, ? FROM chunks WHERE content_id = ?",
+        (DELETE, content),
+    )
+    db.execute("DELETE FROM chunks WHERE content_id = ?", (content,))
+    db.execute("DELETE FROM contents WHERE id = ?", (content,))
 
 
 def rebuilt_write(

@@ -6,7 +6,8 @@ last change they contain (`vectors-<seq>.idx`, `keywords-<seq>.idx`, see `indexf
 Opening the store loads the newest index files and replays the log past them; if a file is
 missing, damaged, from another store or disagrees with SQLite, the indexes are rebuilt from
 SQLite and `status()` says so. Content is stored once per (content hash, pipeline); paths
-point at it. Writers, in this and other processes, take turns through `writing()`.
+point at it, and carry their tags (`tags`). Writers, in this and other processes, take turns
+through `writing()`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import json
 import logging
 import sqlite3
 import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -37,14 +37,14 @@ from askdocs.store import (
     faults,
     indexfiles,
     schema,
+    tags,
 )
 from askdocs.store.locking import WriteLock
-from askdocs.store.schema import DATABASE
+from askdocs.store.schema import ADD, DATABASE, DELETE
 from askdocs.vectors import HnswParams, VectorIndex
 
 __all__ = ["DATABASE", "SqliteStore"]  # DATABASE lives in `schema`
 
-_ADD, _DELETE = 1, -1
 _REPLAY_BATCH = 5000
 SAVE_AFTER = 50_000  # logged changes after which a write saves the index files
 log = logging.getLogger("askdocs.store")
@@ -77,7 +77,8 @@ class SqliteStore:
             )
         self._analyzer = Analyzer()
         self._seq = 0
-        self._allowed: dict[tuple[int, tuple[str, ...], bool], np.ndarray] = {}
+        self._commits = 0  # write transactions this connection committed
+        self._allowed: dict[tuple[tuple[int, int], str, tuple[str, ...]], np.ndarray] = {}
         self._vectors = VectorIndex(dim, self._hnsw_params())
         self._keywords = self._new_keyword_index()
         self._load_indexes()
@@ -105,6 +106,17 @@ class SqliteStore:
         return schema.transaction(self._db)
 
     @contextmanager
+    def _changing(self, what: str, doing: str) -> Iterator[None]:
+        """One write transaction under the write lock (`doing` names it if the disk is
+        full); the indexes catch up after it."""
+        with self.writing(what), self._lock:
+            with faults.full_disk_raises(self.directory, doing), self._transaction():
+                yield
+            self._commits += 1
+            self._catch_up()
+            self._save_if_behind()
+
+    @contextmanager
     def writing(self, what: str = "write") -> Iterator[None]:
         """Hold the store's write lock, shared with other processes (`store.locking`).
 
@@ -127,13 +139,7 @@ class SqliteStore:
         return FileState(*row) if row else None
 
     def has_content(self, content_hash: str, pipeline: str) -> bool:
-        return self._content_id(content_hash, pipeline) is not None
-
-    def _content_id(self, content_hash: str, pipeline: str) -> int | None:
-        row = self._db.execute(
-            "SELECT id FROM contents WHERE hash = ? AND pipeline = ?", (content_hash, pipeline)
-        ).fetchone()
-        return row[0] if row else None
+        return schema.content_id(self._db, content_hash, pipeline) is not None
 
     def cached_embeddings(self, text_hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         """Embeddings already stored for chunk texts with these hashes (reused, not recomputed)."""
@@ -153,116 +159,44 @@ class SqliteStore:
         """Store a batch of files in one transaction, then bring the indexes up to date."""
         if not writes:
             return
-        with self.writing(), self._lock:
-            with (
-                faults.full_disk_raises(self.directory, "storing a batch of documents"),
-                self._transaction(),
-            ):
-                replaced = [self._write_one(item) for item in writes]
-                # Only at the end of the batch: a later write in it may link to that content
-                # (a file moved to a new name while its old name got new content).
-                for content_id in dict.fromkeys(c for c in replaced if c is not None):
-                    self._drop_if_orphan(content_id)
-            self._catch_up()
-            self._save_if_behind()
-
-    def _write_one(self, item: DocumentWrite) -> int | None:
-        """Insert or update one document; returns the content id it stopped pointing at."""
-        now = time.time()
-        content_id = self._content_id(item.content_hash, item.pipeline)
-        if content_id is None:
-            if item.document is None or item.embeddings is None:
-                raise ValueError(f"{item.path}: new content needs its document and embeddings")
-            content_id = self._insert_content(item)
-        old = self._db.execute(
-            "SELECT content_id FROM documents WHERE path = ?", (item.path,)
-        ).fetchone()
-        if old is None:
-            self._db.execute(
-                "INSERT INTO documents (path, content_id, size, mtime_ns, added_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (item.path, content_id, item.size, item.mtime_ns, now, now),
-            )
-            return None
-        self._db.execute(  # the same content again: a touched file, not an update
-            "UPDATE documents SET content_id = ?, size = ?, mtime_ns = ?, updated_at = "
-            "CASE WHEN content_id = ? THEN updated_at ELSE ? END WHERE path = ?",
-            (content_id, item.size, item.mtime_ns, content_id, now, item.path),
-        )
-        return old[0] if old[0] != content_id else None
-
-    def _insert_content(self, item: DocumentWrite) -> int:
-        doc = item.document
-        assert doc is not None and item.embeddings is not None
-        cursor = self._db.execute(
-            "INSERT INTO contents (hash, pipeline, kind, title, text, pages, headings) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                item.content_hash,
-                item.pipeline,
-                doc.kind,
-                doc.title,
-                doc.text,
-                json.dumps([[p.number, p.start, p.end] for p in doc.pages]),
-                json.dumps([[h.start, h.level, h.text] for h in doc.headings]),
-            ),
-        )
-        content_id = int(cursor.lastrowid or 0)
-        embeddings = np.ascontiguousarray(item.embeddings, dtype=np.float32)
-        for chunk, vector, text_hash in zip(item.chunks, embeddings, item.text_hashes, strict=True):
-            cursor = self._db.execute(
-                'INSERT INTO chunks (content_id, ord, text, start, "end", page, heading, '
-                "n_tokens, text_hash, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    content_id,
-                    chunk.ord,
-                    chunk.text,
-                    chunk.start,
-                    chunk.end,
-                    chunk.page,
-                    chunk.heading,
-                    chunk.n_tokens,
-                    text_hash,
-                    vector.tobytes(),
-                ),
-            )
-            self._db.execute(
-                "INSERT INTO changes (chunk_id, op) VALUES (?, ?)", (cursor.lastrowid, _ADD)
-            )
-        return content_id
-
-    def _drop_if_orphan(self, content_id: int) -> None:
-        if self._db.execute(
-            "SELECT 1 FROM documents WHERE content_id = ? LIMIT 1", (content_id,)
-        ).fetchone():
-            return
-        self._db.execute(
-            "INSERT INTO changes (chunk_id, op) SELECT id, ? FROM chunks WHERE content_id = ?",
-            (_DELETE, content_id),
-        )
-        self._db.execute("DELETE FROM chunks WHERE content_id = ?", (content_id,))
-        self._db.execute("DELETE FROM contents WHERE id = ?", (content_id,))
+        with self._changing("write", "storing a batch of documents"):
+            replaced = [schema.write_document(self._db, item) for item in writes]
+            # Only at the end of the batch: a later write in it may link to that content (a
+            # file moved to a new name while its old name got new content).
+            for content_id in dict.fromkeys(c for c in replaced if c is not None):
+                schema.drop_if_orphan(self._db, content_id)
 
     def remove(self, paths: Iterable[str]) -> int:
-        """Forget these paths; content no other path shares is deleted. Returns how many."""
+        """Forget these paths and their tags; content no other path shares is deleted.
+        Returns how many."""
         removed = 0
-        with self.writing("remove"), self._lock:
-            with (
-                faults.full_disk_raises(self.directory, "removing documents"),
-                self._transaction(),
-            ):
-                for path in paths:
-                    row = self._db.execute(
-                        "SELECT content_id FROM documents WHERE path = ?", (path,)
-                    ).fetchone()
-                    if row is None:
-                        continue
-                    self._db.execute("DELETE FROM documents WHERE path = ?", (path,))
-                    self._drop_if_orphan(row[0])
-                    removed += 1
-            self._catch_up()
-            self._save_if_behind()
+        with self._changing("remove", "removing documents"):
+            for path in paths:
+                row = self._db.execute(
+                    "SELECT content_id FROM documents WHERE path = ?", (path,)
+                ).fetchone()
+                if row is None:
+                    continue
+                self._db.execute("DELETE FROM documents WHERE path = ?", (path,))
+                schema.drop_if_orphan(self._db, row[0])
+                removed += 1
         return removed
+
+    def tag(self, key: str, values: Mapping[str, str | None]) -> int:
+        with self._changing("tag", "tagging documents"):
+            return tags.sqlite_tag(self._db, key, values)
+
+    def tags(self, key: str) -> dict[str, str]:
+        with self._lock:
+            return tags.sqlite_tags(self._db, key)
+
+    def annotate(self, name: str, value: str | None) -> None:
+        with self._changing("annotate", "storing an annotation"):
+            tags.sqlite_annotate(self._db, name, value)
+
+    def annotation(self, name: str) -> str | None:
+        with self._lock:
+            return tags.sqlite_annotation(self._db, name)
 
     def documents(self) -> list[DocumentInfo]:
         with self._lock:
@@ -406,8 +340,8 @@ class SqliteStore:
             rows = self._db.execute(
                 "SELECT chunk_id, op FROM changes WHERE seq > ? AND seq <= ?", (self._seq, head)
             ).fetchall()
-            added = [c for c, op in rows if op == _ADD]
-            deleted = {c for c, op in rows if op == _DELETE}
+            added = [c for c, op in rows if op == ADD]
+            deleted = {c for c, op in rows if op == DELETE}
             self._vectors.delete(deleted)
             self._keywords.delete(deleted)
             fresh = [c for c in added if c not in deleted]
@@ -476,16 +410,9 @@ class SqliteStore:
         """
         if not filters:
             return None
-        where, args = [], []
-        glob, kinds = filters.glob(), filters.kind_names()
-        if glob:
-            where.append("d.path GLOB ?")
-            args.append(glob)
-        if kinds:
-            where.append(f"ct.kind IN ({','.join('?' * len(kinds))})")
-            args.extend(kinds)
+        where, args = tags.sqlite_where(filters)
         with self._lock:
-            key = (self._head(), tuple(args), bool(glob))
+            key = (self._generation(), where, tuple(args))
             cached = self._allowed.get(key)
             if cached is not None:
                 return cached
@@ -494,7 +421,7 @@ class SqliteStore:
             rows = self._db.execute(
                 "SELECT ch.id FROM chunks ch INDEXED BY chunks_content WHERE ch.content_id IN "
                 "(SELECT d.content_id FROM documents d JOIN contents ct ON ct.id = d.content_id "
-                "WHERE " + " AND ".join(where) + ")",
+                f"WHERE {where})",
                 args,
             ).fetchall()
             ids = np.unique(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
@@ -503,6 +430,12 @@ class SqliteStore:
                 self._allowed.clear()
             self._allowed[key] = ids
         return ids
+
+    def _generation(self) -> tuple[int, int]:
+        """Changes a cached filter may miss, not all of them in the change log (a path
+        linked to stored content, a tag): commits by other connections (SQLite's
+        data_version), then by this one."""
+        return self._db.execute("PRAGMA data_version").fetchone()[0], self._commits
 
     def search_dense(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> Ranking:
         allowed = self._allowed_ids(filters)
@@ -580,6 +513,7 @@ class SqliteStore:
             )
             problems = tuple(self._problems())
             notes = tuple(self._notes)
+            tagged, annotations = tags.sqlite_summary(self._db)
             if verify and chunks and not problems:
                 sample = self._vectors.ids()
                 stored = np.array([r[0] for r in one("SELECT id FROM chunks ORDER BY id")])
@@ -598,6 +532,8 @@ class SqliteStore:
             problems,
             kinds,
             notes,
+            tagged,
+            annotations,
         )
 
 
