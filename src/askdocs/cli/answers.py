@@ -25,8 +25,8 @@ from askdocs.cli.common import (
     rerank_option,
     store_option,
     style_option,
+    tag_option,
 )
-from askdocs.cli.documents import tag_option
 from askdocs.errors import AskdocsError
 from askdocs.retrieval import MODES, Filters
 

@@ -126,3 +126,26 @@ hops_option = click.option(
 def count_progress(phase: str, done: int, total: int) -> None:
     if sys.stderr.isatty():
         click.echo(f"\r{phase}: {done}/{total}", nl=done == total, err=True)
+
+
+def tag_pairs(
+    ctx: click.Context, param: click.Parameter, given: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    """`--tag topic=3 --tag label=a=b` -> (("topic", "3"), ("label", "a=b"))."""
+    pairs = []
+    for text in given:
+        key, equals, value = text.partition("=")
+        if not key or not equals:
+            raise click.BadParameter(f"expected KEY=VALUE (e.g. topic=3), got {text!r}")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+tag_option = click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=tag_pairs,
+    help="Only documents with this tag (repeatable: all must hold).",
+)

@@ -11,33 +11,18 @@ from pathlib import Path
 import click
 
 from askdocs import config
-from askdocs.cli.common import emit, json_option, main, opened, rerank_option, store_option
+from askdocs.cli.common import (
+    emit,
+    json_option,
+    main,
+    opened,
+    rerank_option,
+    store_option,
+    tag_option,
+)
 from askdocs.errors import AskdocsError
 from askdocs.ingest import IngestReport, Progress
 from askdocs.retrieval import FUSIONS, MODES, Filters
-
-
-def tag_pairs(
-    ctx: click.Context, param: click.Parameter, given: tuple[str, ...]
-) -> tuple[tuple[str, str], ...]:
-    """`--tag topic=3 --tag label=a=b` -> (("topic", "3"), ("label", "a=b"))."""
-    pairs = []
-    for text in given:
-        key, equals, value = text.partition("=")
-        if not key or not equals:
-            raise click.BadParameter(f"expected KEY=VALUE (e.g. topic=3), got {text!r}")
-        pairs.append((key, value))
-    return tuple(pairs)
-
-
-tag_option = click.option(
-    "--tag",
-    "tags",
-    multiple=True,
-    metavar="KEY=VALUE",
-    callback=tag_pairs,
-    help="Only documents with this tag (repeatable: all must hold).",
-)
 
 
 @main.command()
