@@ -26,9 +26,12 @@ from askdocs.errors import ConfigError, ContextTooLong, ModelLoadError
 from askdocs.models import MINILM_TOKENIZER, MINILM_WEIGHTS, load_tokenizer, verified
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tokenizers import Tokenizer
 
     from askdocs.remote_embedder import RemoteEmbedder
+    from askdocs.types import Item
 
 
 class Embedder(Protocol):
@@ -192,3 +195,23 @@ def _model_bytes(int8: bool) -> bytes:
 
     graph = bert_graph(load_file(str(verified(MINILM_WEIGHTS))), int8=int8)
     return graph.SerializeToString()
+
+
+ITEM_BATCH = 64  # texts embedded per step of a progress bar
+
+
+def vectors_of(
+    items: Sequence[Item], embedder: Embedder, progress: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """Each item's vector: the stored one, else the text embedded (cut to the model's limit)."""
+    out = np.zeros((len(items), embedder.dim), np.float32)
+    todo = [i for i, item in enumerate(items) if item.vector is None]
+    for i, item in enumerate(items):
+        if item.vector is not None:
+            out[i] = item.vector
+    for start in range(0, len(todo), ITEM_BATCH):
+        batch = todo[start : start + ITEM_BATCH]
+        out[batch] = embedder.embed([items[i].text for i in batch], truncate=True)
+        if progress:
+            progress(len(batch))
+    return out

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from askdocs.classify.llm import llm_classify
 from askdocs.classify.metrics import ClassScore, Report, report
 from askdocs.classify.supervised import Supervised, cross_validate
 from askdocs.classify.types import Prediction
 from askdocs.classify.zeroshot import zero_shot
-from askdocs.embeddings import Embedder
+from askdocs.embeddings import Embedder, vectors_of
 from askdocs.errors import ConfigError
 from askdocs.generation import Generator
 from askdocs.types import Item
@@ -31,24 +29,6 @@ __all__ = [
 ]  # fmt: skip
 
 METHODS = ("zero-shot", "supervised", "llm")
-BATCH = 64  # texts embedded per step of the progress bar
-
-
-def vectors_of(
-    items: Sequence[Item], embedder: Embedder, progress: Callable[[int], None] | None = None
-) -> np.ndarray:
-    """Each item's vector: the stored one, else the text embedded (cut to the model's limit)."""
-    out = np.zeros((len(items), embedder.dim), np.float32)
-    todo = [i for i, item in enumerate(items) if item.vector is None]
-    for i, item in enumerate(items):
-        if item.vector is not None:
-            out[i] = item.vector
-    for start in range(0, len(todo), BATCH):
-        batch = todo[start : start + BATCH]
-        out[batch] = embedder.embed([items[i].text for i in batch], truncate=True)
-        if progress:
-            progress(len(batch))
-    return out
 
 
 def classify(

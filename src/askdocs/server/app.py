@@ -47,7 +47,7 @@ from askdocs.errors import (
 )
 from askdocs.generation import Generator
 from askdocs.kb import KnowledgeBase
-from askdocs.server import openai, rerank_route, routes
+from askdocs.server import classify_route, openai, rerank_route, routes, topics_route
 from askdocs.server.guard import BodyLimit, Guard, token_matches
 from askdocs.server.jobs import Jobs
 from askdocs.server.schemas import ErrorOut
@@ -158,6 +158,8 @@ def create_app(
     app.include_router(routes.public)
     secured = [Depends(require_token)]
     app.include_router(routes.router, dependencies=secured, responses=COMMON_RESPONSES)
+    for sorting in (classify_route.router, topics_route.router):
+        app.include_router(sorting, dependencies=secured, responses=COMMON_RESPONSES)
     # POST /v1/rerank; before the OpenAI routes, so it is the one that answers that path.
     app.include_router(
         rerank_route.router, prefix="/v1", dependencies=secured, responses=COMMON_RESPONSES

@@ -1,4 +1,5 @@
-"""What one server process holds: the knowledge base, its one generator, the ingest jobs.
+"""What one server process holds: the knowledge base, its one generator, the ingest jobs
+and the background tasks (finding topics).
 
 The generator is loaded on first use (seconds) and reused. A llama model runs in a worker
 process (`WorkerGenerator`), so a native crash fails the request in progress with a 503 and
@@ -10,6 +11,7 @@ uploads and /health never wait for the model.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +24,7 @@ from askdocs.errors import AskdocsError, ModelLoadError, RuntimeCrash
 from askdocs.generation import Generator, open_generator
 from askdocs.kb import KnowledgeBase
 from askdocs.server.jobs import Jobs
+from askdocs.server.tasks import Tasks
 
 
 class ModelSlot:
@@ -80,8 +83,10 @@ class ServerState:
     kb: KnowledgeBase
     model: ModelSlot
     jobs: Jobs
+    tasks: Tasks = dataclasses.field(default_factory=Tasks)
 
     def close(self) -> None:
+        self.tasks.close()
         self.jobs.close()
         self.model.close()
         self.kb.close()

@@ -1,4 +1,4 @@
-// askdocs web page: Ask (streamed, checked answers with citations), Search, Documents.
+// askdocs web page: Ask (streamed, checked answers with citations), Search, Documents, Topics.
 // Everything the server sends is inserted with textContent or text nodes, never as HTML.
 
 import { getJson, loadHealth, saveToken, savedToken } from "./api.js";
@@ -6,6 +6,7 @@ import { ask, newConversation, stopAsking } from "./answer.js";
 import { loadDocuments, upload } from "./documents.js";
 import { $, describe, el, numbers, pageLabel, setStatus } from "./dom.js";
 import { setupDialog } from "./passage.js";
+import { findTopics, loadTopics } from "./topics.js";
 
 // ---------- tabs: a tablist with roving tabindex and arrow keys ----------
 
@@ -20,6 +21,7 @@ function setupTabs() {
     }
     if (focus) tab.focus();
     if (tab.id === "tab-documents") loadDocuments();
+    if (tab.id === "tab-topics") loadTopics();
   };
   for (const tab of tabs) {
     tab.addEventListener("click", () => select(tab, false));
@@ -117,6 +119,7 @@ function start() {
   $("search-form").addEventListener("submit", search);
   $("upload-form").addEventListener("submit", upload);
   $("documents-refresh").addEventListener("click", loadDocuments);
+  $("topics-form").addEventListener("submit", findTopics);
   loadHealth();
 }
 

@@ -1,0 +1,139 @@
+"""POST /classify: label texts, or the stored documents, by one of three methods.
+
+    {"method": "zero-shot", "labels": ["billing question", "bug report"],
+     "texts": ["I was charged twice", ...]}                       texts given in the request
+    {"method": "supervised", "examples": [{"text": "...", "label": "bug"}, ...],
+     "from_store": {"filters": {...}, "unit": "document"}, "write_tag": "label"}
+    -> {"predictions": [{"id": "0", "label": "bug report", "score": 0.91}, ...],
+        "metrics": {...} (with "gold", one label per text), "tagged": n (with "write_tag")}
+
+Zero-shot and supervised use the embedder (stored embeddings for `from_store`); `llm` asks
+the server's language model, held to one of the labels by a grammar, and takes its turn on
+the model like an answer does. `write_tag` stores each document's label as a document tag,
+so searches can filter on it (only with `from_store` and unit "document").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, model_validator
+
+from askdocs.errors import ConfigError
+from askdocs.server.routes import to_filters
+from askdocs.server.schemas import MAX_EMBED_CHARS, STRICT, FiltersIn, Text
+from askdocs.server.state import ServerState
+from askdocs.types import Item
+
+MAX_TEXTS = 2000  # per request: each costs an embedding (or a generation, for llm)
+MAX_LLM_TEXTS = 200
+MAX_LABELS = 100
+MAX_EXAMPLES = 5000
+
+router = APIRouter()
+
+
+def get_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.askdocs
+    return state
+
+
+State = Annotated[ServerState, Depends(get_state)]
+Label = Annotated[Text, Field(min_length=1, max_length=200)]
+Passage = Annotated[Text, Field(max_length=MAX_EMBED_CHARS)]
+
+
+class Example(BaseModel):
+    model_config = STRICT
+    text: Passage
+    label: Label
+
+
+class FromStore(BaseModel):
+    model_config = STRICT
+    filters: FiltersIn | None = None
+    unit: Literal["document", "chunk"] = "document"
+
+
+class ClassifyIn(BaseModel):
+    model_config = STRICT
+    method: Literal["zero-shot", "supervised", "llm"]
+    labels: list[Label] | None = Field(default=None, max_length=MAX_LABELS)
+    examples: list[Example] | None = Field(default=None, max_length=MAX_EXAMPLES)
+    texts: list[Passage] | None = Field(default=None, max_length=MAX_TEXTS)
+    from_store: FromStore | None = None
+    gold: list[Label] | None = Field(default=None, max_length=MAX_TEXTS)
+    min_score: float | None = Field(default=None, ge=0, le=1)
+    write_tag: Annotated[Text, Field(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ClassifyIn:
+        if (self.texts is None) == (self.from_store is None):
+            raise ValueError("give either texts or from_store")
+        if self.write_tag and (self.from_store is None or self.from_store.unit != "document"):
+            raise ValueError("write_tag needs from_store with unit 'document'")
+        if self.gold is not None and self.texts is not None and len(self.gold) != len(self.texts):
+            raise ValueError("gold must hold one label per text")
+        return self
+
+
+class PredictionOut(BaseModel):
+    id: str
+    label: str | None
+    score: float
+
+
+class ClassifyOut(BaseModel):
+    predictions: list[PredictionOut]
+    metrics: dict[str, Any] | None = None
+    tagged: int | None = None
+
+
+def _items(body: ClassifyIn, state: ServerState) -> list[Item]:
+    if body.texts is not None:
+        return [Item(str(i), text) for i, text in enumerate(body.texts)]
+    assert body.from_store is not None
+    items = state.kb.collection(to_filters(body.from_store.filters), unit=body.from_store.unit)
+    limit = MAX_LLM_TEXTS if body.method == "llm" else MAX_TEXTS
+    if len(items) > limit:
+        raise ConfigError(
+            f"{len(items)} stored texts match; {body.method} classifies at most {limit} per "
+            "request here: narrow the filters, or use `askdocs classify --from-store`"
+        )
+    return items
+
+
+@router.post("/classify", response_model=ClassifyOut)
+async def classify(body: ClassifyIn, state: State) -> dict[str, Any]:
+    from askdocs.classify import classify as run
+    from askdocs.classify import report
+
+    if body.method == "llm" and body.texts is not None and len(body.texts) > MAX_LLM_TEXTS:
+        raise ConfigError(f"llm classifies at most {MAX_LLM_TEXTS} texts per request")
+    items = await anyio.to_thread.run_sync(_items, body, state)
+    examples = [(e.text, e.label) for e in body.examples or ()]
+
+    def work() -> list[Any]:
+        generator = state.model.get() if body.method == "llm" else None
+        return run(
+            items, method=body.method, labels=body.labels, examples=examples,
+            embedder=state.kb.embedder, generator=generator, min_score=body.min_score,
+        )  # fmt: skip
+
+    if body.method == "llm":
+        async with state.model.turn():
+            predictions = await anyio.to_thread.run_sync(work)
+    else:
+        predictions = await anyio.to_thread.run_sync(work)
+    out: dict[str, Any] = {"predictions": [dataclasses.asdict(p) for p in predictions]}
+    if body.gold is not None:
+        labels = sorted({*body.gold, *(p.label for p in predictions if p.label is not None)})
+        found = report(body.gold, [p.label for p in predictions], labels)
+        out["metrics"] = dataclasses.asdict(found)
+    if body.write_tag:
+        values = {p.id: p.label for p in predictions}
+        out["tagged"] = await anyio.to_thread.run_sync(state.kb.tag, body.write_tag, values)
+    return out
