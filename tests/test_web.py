@@ -194,7 +194,7 @@ def test_delete_removes_only_that_document(page: Page, tmp_path: Path) -> None:
 
 
 def ask(page: Page, *, extractive: bool, question: str = QUESTION) -> None:
-    if not page.locator("details.options").evaluate("details => details.open"):
+    if not page.locator("#ask-form details.options").evaluate("details => details.open"):
         page.get_by_text("Answer options").click()
     page.get_by_label("Extractive (no LLM)").set_checked(extractive)
     page.get_by_label("Max tokens").fill("48")
@@ -268,7 +268,7 @@ def test_search_tab_with_keyboard_tabs(page: Page) -> None:
     expect(page.get_by_role("tabpanel", name="Search")).to_be_visible()
 
     page.get_by_label("Search query").fill("red and white bands")
-    page.get_by_label("Mode").select_option("keyword")
+    page.get_by_label("Mode", exact=True).select_option("keyword")
     page.get_by_role("button", name="Search", exact=True).click()
     hit = page.locator("#results li").first
     expect(hit).to_contain_text("The Quillon lighthouse")
@@ -356,3 +356,37 @@ def test_follow_ups_keep_a_conversation_thread(page: Page) -> None:
     expect(answer.locator(".searched")).to_contain_text("keeper")
     page.get_by_role("button", name="New conversation").click()
     expect(thread).to_have_count(0)
+
+
+def test_topics_tab_maps_the_documents_and_lists_a_topic(page: Page, tmp_path: Path) -> None:
+    """Last in this module: it adds 40 notes on four themes to the shared store."""
+    from tests.test_topics import THEMES
+
+    files = []
+    for theme, texts in THEMES.items():
+        for i, text in enumerate(texts):
+            files.append(tmp_path / f"{theme}-{i:02d}.txt")
+            files[-1].write_text(text, encoding="utf-8")
+    page.get_by_role("tab", name="Documents").click()
+    for batch in (files[:20], files[20:]):  # the server takes 20 files per upload
+        page.get_by_label(re.compile("Add documents")).set_input_files(batch)
+        page.get_by_role("button", name="Upload", exact=True).click()
+        expect(page.locator("#job-state")).to_have_text("Ingest finished.", timeout=120_000)
+    page.get_by_role("tab", name="Topics").click()
+    expect(page.locator("#topics-summary")).to_contain_text("No topics yet")
+    page.get_by_role("button", name="Find topics").click()
+    expect(page.locator("#status")).to_have_text(
+        "Topics found and saved: searches can now filter by topic.", timeout=180_000
+    )
+    rows = page.locator("#topics-table tr")
+    expect(rows.first).to_be_visible()
+    assert 2 <= rows.count() <= 6
+    expect(page.locator("#topic-map circle")).to_have_count(41)  # 40 notes + the lighthouse
+    first = rows.first.get_by_role("button")
+    first.click()
+    expect(first).to_have_attribute("aria-pressed", "true")
+    listed = page.locator("#topic-documents li")
+    size = int(re.search(r"\((\d+)\)$", first.inner_text()).group(1))  # type: ignore[union-attr]
+    expect(listed).to_have_count(size)
+    assert page.locator("#topic-map circle.faded").count() == 41 - size
+    shot(page, "topics")
