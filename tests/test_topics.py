@@ -7,18 +7,20 @@ import csv
 import doctest
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from askdocs.cli import main
 from askdocs.embeddings import MiniLMEmbedder
-from askdocs.errors import ConfigError
+from askdocs.errors import ConfigError, MissingDependency
 from askdocs.kb import KnowledgeBase
 from askdocs.retrieval import Filters
+from askdocs.testing import FakeGenerator
 from askdocs.topics import (
     TAG,
     TopicOptions,
@@ -29,7 +31,10 @@ from askdocs.topics import (
     find_topics,
     maps,
     pipeline,
+    reduce,
+    summary,
 )
+from askdocs.topics.ctfidf import term_counts, top_terms
 from askdocs.topics.maps import save_html, save_png
 from askdocs.types import Item
 from tests.conftest import MakeKb
@@ -98,7 +103,7 @@ def found(embedder: MiniLMEmbedder) -> Topics:
     return find_topics(themed_items(), TopicOptions(seed=0), embedder=embedder)
 
 
-@pytest.mark.parametrize("module", [ctfidf, cluster, maps, pipeline])
+@pytest.mark.parametrize("module", [ctfidf, cluster, maps, pipeline, reduce])
 def test_worked_examples_hold(module: object) -> None:
     failed, _ = doctest.testmod(module)  # type: ignore[arg-type]
     assert failed == 0
@@ -135,6 +140,17 @@ def test_reassign_and_merge(embedder: MiniLMEmbedder) -> None:
     assert merged.coords is None
 
 
+def test_a_giant_group_is_split_into_its_sub_groups() -> None:
+    rng = np.random.default_rng(0)  # two close blobs of 40 points, and 20 points far away
+    points = np.concatenate([rng.normal(0, 0.3, (40, 2)), rng.normal((1.6, 0), 0.3, (40, 2)),
+                             rng.normal((30, 0), 0.3, (20, 2))])  # fmt: skip
+    free, _ = cluster.density_groups(points, min_size=10)
+    assert sorted(np.bincount(free[free >= 0]).tolist()) == [20, 80]
+    capped, _ = cluster.density_groups(points, min_size=10, max_size=50)
+    sizes = np.bincount(capped[capped >= 0]).tolist()
+    assert len(sizes) == 3 and max(sizes) <= 50
+
+
 def test_reassign_moves_outliers_to_the_nearest_centroid() -> None:
     vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.7, 0.3]])
     labels = cluster.reassign(vectors, np.array([0, 0, 1, 1, -1]))
@@ -149,9 +165,90 @@ def test_stored_vectors_are_used_without_an_embedder(embedder: MiniLMEmbedder) -
     assert normalized_mutual_info_score(THEME_OF, found.assignments) >= 0.8
 
 
-def test_too_few_texts_is_a_clear_error(embedder: MiniLMEmbedder) -> None:
+def test_too_few_texts_and_bad_options_are_clear_errors(embedder: MiniLMEmbedder) -> None:
     with pytest.raises(ConfigError, match="at least 8 texts, not 3"):
         find_topics(themed_items()[:3], embedder=embedder)
+    with pytest.raises(ConfigError, match="reassign_by is one of centroid, probabilities"):
+        find_topics(themed_items(), embedder=embedder, reassign_by="nearest")
+    with pytest.raises(ConfigError, match="needs the language model"):
+        find_topics(themed_items(), embedder=embedder, label_with_llm=True)
+
+
+def test_exact_neighbours_match_scikit_learn_and_feed_umap(embedder: MiniLMEmbedder) -> None:
+    from sklearn.neighbors import NearestNeighbors
+
+    vectors = embedder.embed([i.text for i in themed_items()])
+    indices, distances = reduce.nearest(vectors, 6)
+    theirs = NearestNeighbors(n_neighbors=6, metric="cosine").fit(vectors).kneighbors(vectors)
+    np.testing.assert_allclose(distances, theirs[0], atol=1e-5)
+    assert (indices[:, 0] == np.arange(len(vectors))).all()
+    assert (np.sort(indices, axis=1) == np.sort(theirs[1], axis=1)).all()
+    # UMAP takes them instead of searching (as it does from 4,096 texts up)
+    points = reduce.reduce(vectors, dims=5, seed=0, neighbours=6, known=(indices, distances))
+    labels, _ = cluster.density_groups(points, min_size=5)
+    assert normalized_mutual_info_score(THEME_OF, labels) >= 0.8
+
+
+def test_a_missing_extra_names_the_pip_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "umap", None)  # what `import umap` sees when absent
+    with pytest.raises(MissingDependency, match=re.escape("pip install 'askdocs[topics]'")):
+        reduce.reduce(np.eye(10, 4), dims=2, seed=0)
+
+
+def test_ctfidf_keywords_match_a_hand_computed_example() -> None:
+    texts = ["Running dogs", "running dogs bark", "Cats sleep", "cats run"]
+    counts, terms, surfaces = term_counts(texts, [0, 0, 1, 1], [0, 1])
+    assert terms == ["run", "dog", "bark", "cat", "sleep"]
+    assert counts.tolist() == [[2, 2, 1, 0, 0], [1, 0, 0, 2, 1]]
+    # A = 9 terms / 2 topics = 4.5; idf = log(1 + A / f) with f = 3, 2, 1, 2, 1 over topics;
+    # tf = count / terms in the topic (5 and 4).
+    idf = np.log([1 + 4.5 / 3, 1 + 4.5 / 2, 1 + 4.5 / 1, 1 + 4.5 / 2, 1 + 4.5 / 1])
+    by_hand = np.array([[2 / 5, 2 / 5, 1 / 5, 0, 0], [1 / 4, 0, 0, 2 / 4, 1 / 4]]) * idf
+    weights = ctfidf.ctfidf(counts)
+    np.testing.assert_allclose(weights, by_hand)
+    np.testing.assert_allclose(weights[0, :3], [0.366516, 0.471462, 0.340950], atol=1e-6)
+    shown = [
+        [surfaces[row][terms[c]] for c in top] for row, top in enumerate(top_terms(weights, 3))
+    ]
+    # stems shown as the word each came from most often in that topic
+    assert shown == [["dogs", "running", "bark"], ["cats", "sleep", "run"]]
+
+
+def test_reassign_by_probabilities_and_gold_metrics(embedder: MiniLMEmbedder) -> None:
+    options = TopicOptions(seed=0, min_cluster_size=3, map=False)
+    kept = find_topics(themed_items(), options, embedder=embedder, gold=THEME_OF)
+    moved = find_topics(themed_items(), options, embedder=embedder, gold=THEME_OF,
+                        reassign=True, reassign_by="probabilities")  # fmt: skip
+    assert moved.outliers == 0
+    inside = kept.assignments != -1
+    assert moved.assignments[inside].tolist() == kept.assignments[inside].tolist()
+    m = kept.metrics
+    assert m["nmi"] == pytest.approx(normalized_mutual_info_score(THEME_OF, kept.assignments))
+    assert m["ari"] == pytest.approx(adjusted_rand_score(THEME_OF, kept.assignments))
+    gold_inside = [g for g, keep in zip(THEME_OF, inside, strict=True) if keep]
+    assert m["ari_without_outliers"] == pytest.approx(
+        adjusted_rand_score(gold_inside, kept.assignments[inside])
+    )
+
+
+def test_llm_labels_come_from_keywords_and_representatives(embedder: MiniLMEmbedder) -> None:
+    fake = FakeGenerator(['"The night sky."\nand more'])
+    found = find_topics(themed_items(), embedder=embedder, generator=fake, label_with_llm=True,
+                        map=False)  # fmt: skip
+    assert [t.label for t in found.topics] == ["The night sky"] * len(found.topics)
+    assert len(fake.calls) == len(found.topics)
+    prompt = fake.calls[0][-1].content
+    assert ", ".join(found.topics[0].keywords) in prompt
+    text_of = {i.id: i.text for i in themed_items()}
+    assert all(text_of[r] in prompt for r in found.topics[0].representatives)
+
+
+def test_summary_reports_outliers_as_count_and_share(found: Topics) -> None:
+    data = summary(found, TopicOptions())
+    assert data["format"] == 1
+    assert data["outliers"] == found.outliers
+    assert data["outlier_share"] == pytest.approx(found.outliers / len(THEME_OF), abs=1e-4)
+    assert len(data["points"]) == len(THEME_OF)
 
 
 def test_png_map_is_a_png(found: Topics, tmp_path: Path) -> None:
@@ -171,6 +268,7 @@ def test_html_map_is_self_contained_and_escapes_titles(found: Topics, tmp_path: 
     data = page.split('id="data">', 1)[1].split("</script>", 1)[0]
     assert json.loads(data)["points"][0][3] == hostile  # the title survives as data
     assert "innerHTML" not in page
+    assert "default-src 'none'" in page  # nothing may be fetched, whatever a title holds
 
 
 def test_cli_over_a_file_with_gold_reports_nmi_and_ari(tmp_path: Path) -> None:
@@ -191,6 +289,21 @@ def test_cli_over_a_file_with_gold_reports_nmi_and_ari(tmp_path: Path) -> None:
     assert -1 <= body["metrics"]["ari"] <= 1
     assert len(body["assignments"]) == len(THEME_OF)
     assert (tmp_path / "map.html").is_file()
+
+
+def test_cli_prints_the_topic_table_and_writes_the_png(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jsonl"
+    path.write_text("".join(json.dumps({"text": i.text}) + "\n" for i in themed_items()))
+    result = CliRunner().invoke(
+        main, ["topics", str(path), "--reassign", "--map", str(tmp_path / "map.png")]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert re.match(r"\d topics over 40 texts; 0 outliers \(0\.0%\)", lines[0])
+    assert re.match(r" +0 +\d+  \w+", lines[2])  # id, size, keywords
+    assert (tmp_path / "map.png").read_bytes()[:4] == b"\x89PNG"
+    result = CliRunner().invoke(main, ["topics", str(path), "--save"])
+    assert result.exit_code == 2 and "give no INPUT" in result.output
 
 
 def test_topics_saved_into_the_store_filter_searches(
@@ -215,8 +328,19 @@ def test_topics_saved_into_the_store_filter_searches(
     hits = kb.search("a note", k=50, filters=Filters(tags=((TAG, "0"),)))
     assert hits and {h.path for h in hits} <= set(first)
     kb.close()
+    store = str(tmp_path / "store")
+    result = CliRunner().invoke(main, ["topics", "--store", store, "--seed", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["saved"] and body["documents"] == len(tags)
+    with KnowledgeBase.open(kb.settings) as again:
+        assert again.tags(TAG) == {p: str(t) for p, t in body["assignments"].items()}
+        saved_at = json.loads(again.annotation("topics") or "{}")["created_at"]
     result = CliRunner().invoke(
-        main, ["topics", "--store", str(tmp_path / "store"), "--no-save", "--json"]
+        main, ["topics", "--store", store, "--path", "*baking*", "--no-save", "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["documents"] == len(tags)
+    body = json.loads(result.output)
+    assert not body["saved"] and body["documents"] == len(THEMES["baking"])
+    with KnowledgeBase.open(kb.settings) as again:
+        assert json.loads(again.annotation("topics") or "{}")["created_at"] == saved_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,36 +13,17 @@ from typing import Any
 import click
 
 from askdocs import config
-from askdocs.cli.common import (
-    emit,
-    generator_for,
-    json_option,
-    main,
-    opened,
-    store_option,
-    tag_option,
-)
+from askdocs.classify.llm import SHOTS
+from askdocs.cli.common import generator_for, json_option, main, opened, store_option, tag_option
 from askdocs.errors import AskdocsError
-from askdocs.retrieval import Filters
+from askdocs.store import Filters
 from askdocs.types import Item
-
-
-@contextmanager
-def progress_bar(total: int, what: str, shown: bool) -> Iterator[Callable[[int], None]]:
-    """A tqdm bar on stderr (when `shown`: a terminal, or --progress) fed by counts."""
-    if not shown or total == 0:
-        yield lambda n: None
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=total, desc=what, unit="text", file=sys.stderr, mininterval=1.0) as bar:
-        yield bar.update
 
 
 @main.command()
 @click.argument("source", required=False, metavar="INPUT")
-@click.option("--text-column", default=None, help="Column of INPUT holding the text.")
 @click.option("--method", type=click.Choice(["zero-shot", "supervised", "llm"]), required=True)
+@click.option("--text-column", default=None, help="Column of INPUT (and --train) with the text.")
 @click.option("--labels", default=None, help='Label names or descriptions: "a,b,...".')
 @click.option("--labels-file", type=click.Path(dir_okay=False), help="`name: description` lines.")
 @click.option("--train", type=click.Path(dir_okay=False), help="Labelled examples (CSV/JSONL).")
@@ -52,6 +34,8 @@ def progress_bar(total: int, what: str, shown: bool) -> Iterator[Callable[[int],
 @click.option("--model", "model_file", type=click.Path(dir_okay=False, exists=True),
               help="A classifier saved with --save (instead of --train).")  # fmt: skip
 @click.option("--llm", default=None, metavar="NAME|PATH", help="Language model for --method llm.")
+@click.option("--shots", type=click.IntRange(0), default=SHOTS, show_default=True,
+              help="llm: examples per label from --train shown to the model.")  # fmt: skip
 @click.option("--from-store", is_flag=True, help="Classify the stored documents instead.")
 @click.option("--unit", type=click.Choice(["document", "chunk"]), default="document")
 @click.option("--path", "path_glob", default=None, help="With --from-store: files matching this.")
@@ -63,16 +47,78 @@ def progress_bar(total: int, what: str, shown: bool) -> Iterator[Callable[[int],
 @store_option
 @json_option
 def classify(source: str | None, store: str | None, as_json: bool, **o: Any) -> None:
-    """Label each text of INPUT (CSV, TSV, JSONL, or - for stdin lines) or of the store."""
-    if (source is None) == (not o["from_store"]):
-        raise click.UsageError("give INPUT, or --from-store")
-    if o["write_tag"] and not (o["from_store"] and o["unit"] == "document"):
-        raise click.UsageError("--write-tag needs --from-store (and --unit document)")
+    """Label each text of INPUT (CSV, TSV, JSONL, or - for stdin lines) or of the store.
+
+    Prints one row per text (id, label, score) as CSV, or JSON with --json; with
+    --gold-column, also accuracy, macro-F1, per-class precision and recall and the
+    confusion matrix (on stderr, unless --json).
+    """
+    _check_usage(source, o)
     try:
         result = _run(source, store, o)
     except AskdocsError as exc:
         raise click.ClickException(str(exc)) from exc
     _show(result, as_json, o["output"])
+
+
+def _check_usage(source: str | None, o: dict[str, Any]) -> None:
+    method = o["method"]
+    problems = {
+        "give INPUT, or --from-store": (source is None) == (not o["from_store"]),
+        "--write-tag needs --from-store (and --unit document)": o["write_tag"]
+        and not (o["from_store"] and o["unit"] == "document"),
+        "--gold-column is for INPUT, not --from-store": o["gold_column"] and o["from_store"],
+        "supervised needs --train or --model": method == "supervised"
+        and not (o["train"] or o["model_file"]),
+        "--model is a classifier saved by supervised --save": o["model_file"]
+        and method != "supervised",
+        "--save needs supervised and --train": o["save"]
+        and not (method == "supervised" and o["train"]),
+        "--train is for supervised and llm": o["train"] and method == "zero-shot",
+    }
+    for message, wrong in problems.items():
+        if wrong:
+            raise click.UsageError(message)
+
+
+def _run(source: str | None, store: str | None, o: dict[str, Any]) -> dict[str, Any]:
+    from askdocs.classify import Supervised, classify, vectors_of
+    from askdocs.classify.inputs import parse_labels, read_examples
+
+    labels, descriptions = parse_labels(o["labels"], o["labels_file"])
+    columns = (o["text_column"], "text") if o["text_column"] else ("text",)
+    examples: list[tuple[str, str]] = []
+    if o["train"]:
+        examples = read_examples(o["train"], text_columns=columns, label_column=o["label_column"])
+    model = Supervised.load(o["model_file"]) if o["model_file"] else None
+    shown = sys.stderr.isatty() if o["progress"] is None else o["progress"]
+    result: dict[str, Any] = {}
+    with _models(store, o) as (kb, embedder, generator):
+        items, gold = _texts(kb, source, o)
+        if o["method"] == "supervised" and model is None:
+            train = [Item(str(n), text) for n, (text, _) in enumerate(examples)]
+            with progress_bar(len(train), "embedding the examples", shown) as advance:
+                vectors = vectors_of(train, embedder, advance)
+            model = Supervised.fit(vectors, [y for _, y in examples], embedder_id=embedder.id)
+            if model.cross_validation is not None:
+                result["cross_validation"] = dataclasses.asdict(model.cross_validation)
+            if o["save"]:
+                model.save(o["save"])
+        what = "asking the model" if o["method"] == "llm" else "embedding"
+        with progress_bar(len(items), what, shown) as advance:
+            predictions = classify(
+                items, method=o["method"], labels=labels or None,
+                descriptions=descriptions or None, examples=examples, model=model,
+                embedder=embedder, generator=generator, min_score=o["min_score"],
+                shots=o["shots"], progress=advance,
+            )  # fmt: skip
+        result["predictions"] = [dataclasses.asdict(p) for p in predictions]
+        if gold is not None:
+            order = list(model.classes) if model else labels or [y for _, y in examples]
+            result["metrics"] = _metrics(source, gold, [p.label for p in predictions], order)
+        if kb is not None and o["write_tag"]:
+            result["tagged"] = kb.tag(o["write_tag"], {p.id: p.label for p in predictions})
+    return result
 
 
 @contextmanager
@@ -84,85 +130,67 @@ def _models(store: str | None, o: dict[str, Any]) -> Iterator[tuple[Any, Any, An
     llm = o["method"] == "llm"
     if o["from_store"]:
         with opened(store, **changes) as kb:
-            yield kb, kb.embedder, kb.generator if llm else None
+            yield kb, None if llm else kb.embedder, kb.generator if llm else None
         return
     settings = config.load({"store": store, **changes})
     with generator_for(settings, llm) as generator:
-        yield None, load_embedder(settings.embedding), generator
+        yield None, None if llm else load_embedder(settings.embedding), generator
 
 
-def _run(source: str | None, store: str | None, o: dict[str, Any]) -> dict[str, Any]:
-    from askdocs.classify import Supervised, classify, report, vectors_of
-    from askdocs.classify.inputs import parse_labels, read_rows
+def _texts(kb: Any, source: str | None, o: dict[str, Any]) -> tuple[list[Item], Any]:
+    """The items to label and, with --gold-column, their gold labels (None where empty)."""
+    from askdocs.classify.inputs import read_rows
 
-    labels, descriptions = parse_labels(o["labels"], o["labels_file"])
-    examples: list[tuple[str, str]] = []
-    if o["train"]:
-        try:  # the training file's text column is INPUT's, or else "text"
-            rows = read_rows(
-                o["train"], text_column=o["text_column"], label_column=o["label_column"]
-            )
-        except AskdocsError:
-            rows = read_rows(o["train"], label_column=o["label_column"])
-        examples = [(r.text, r.label) for r in rows if r.label]
-        if not examples:
-            raise click.ClickException(f"{o['train']}: no labelled rows in {o['label_column']!r}")
-    model = Supervised.load(o["model_file"]) if o["model_file"] else None
-    result: dict[str, Any] = {}
-    gold: list[str] | None = None
-    with _models(store, o) as (kb, embedder, generator):
-        if o["method"] == "supervised" and model is None and examples:
-            train = [Item(str(n), text) for n, (text, _) in enumerate(examples)]
-            model = Supervised.fit(vectors_of(train, embedder), [label for _, label in examples],
-                                   embedder_id=embedder.id)  # fmt: skip
-            if model.cross_validation is not None:
-                result["cross_validation"] = dataclasses.asdict(model.cross_validation)
-            if o["save"]:
-                model.save(o["save"])
-        if kb is not None:
-            filters = Filters(o["path_glob"], tuple(o["kinds"]), o["tags"])
-            items = kb.collection(filters, unit=o["unit"])
-        else:
-            rows = read_rows(
-                source or "-", text_column=o["text_column"], gold_column=o["gold_column"]
-            )
-            items = [Item(r.id, r.text) for r in rows]
-            gold = [r.gold or "" for r in rows] if o["gold_column"] else None
-        shown = sys.stderr.isatty() if o["progress"] is None else o["progress"]
-        what = "asking the model" if o["method"] == "llm" else "embedding"
-        with progress_bar(len(items), what, shown) as advance:
-            predictions = classify(
-                items, method=o["method"], labels=labels or None,
-                descriptions=descriptions or None, examples=examples, model=model,
-                embedder=embedder, generator=generator, min_score=o["min_score"],
-                progress=advance,
-            )  # fmt: skip
-        result["predictions"] = [dataclasses.asdict(p) for p in predictions]
-        if gold is not None:
-            names = sorted({*gold, *(p.label for p in predictions if p.label is not None)})
-            result["metrics"] = dataclasses.asdict(
-                report(gold, [p.label for p in predictions], names)
-            )
-        if kb is not None and o["write_tag"]:
-            result["tagged"] = kb.tag(o["write_tag"], {p.id: p.label for p in predictions})
-    return result
+    if kb is not None:
+        filters = Filters(o["path_glob"], tuple(o["kinds"]), o["tags"])
+        return kb.collection(filters, unit=o["unit"]), None
+    columns = (o["text_column"],) if o["text_column"] else ("text",)
+    rows = read_rows(source or "-", text_columns=columns, gold_column=o["gold_column"])
+    gold = [row.gold for row in rows] if o["gold_column"] else None
+    return [Item(row.id, row.text) for row in rows], gold
+
+
+def _metrics(
+    source: str | None, gold: list[str | None], found: list[str | None], order: list[str]
+) -> dict[str, Any]:
+    """The report over the rows that have a gold label; labels in the order given."""
+    from askdocs.classify import report
+
+    pairs = [(g, p) for g, p in zip(gold, found, strict=True) if g is not None]
+    if not pairs:
+        raise click.ClickException(f"{source}: no gold labels in the --gold-column")
+    names = list(dict.fromkeys([*order, *sorted({x for pair in pairs for x in pair if x})]))
+    scored = report([g for g, _ in pairs], [p for _, p in pairs], names)
+    return dataclasses.asdict(scored) | {"texts": len(pairs)}
+
+
+@contextmanager
+def progress_bar(total: int, what: str, shown: bool) -> Iterator[Callable[[int], None]]:
+    """A tqdm bar on stderr (when `shown`: a terminal, or --progress) fed by counts; it
+    appears only once the work has taken a second."""
+    if not shown or total == 0:
+        yield lambda n: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=what, unit="text", file=sys.stderr, delay=1.0) as bar:
+        yield bar.update
 
 
 def _show(result: dict[str, Any], as_json: bool, output: str | None) -> None:
-    if as_json and not output:
-        emit(result)
-        return
     out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     try:
-        writer = csv.writer(out)
-        writer.writerow(["id", "label", "score"])
-        for p in result["predictions"]:
-            writer.writerow([p["id"], "" if p["label"] is None else p["label"], p["score"]])
+        if as_json:
+            out.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.writer(out)
+            writer.writerow(["id", "label", "score"])
+            for p in result["predictions"]:
+                writer.writerow([p["id"], p["label"] or "", p["score"]])
     finally:
         if output:
             out.close()
-    if as_json:
-        emit({k: v for k, v in result.items() if k != "predictions"} | {"output": output})
+    if as_json and not output:
         return
     for name in ("cross_validation", "metrics"):
         if name in result:

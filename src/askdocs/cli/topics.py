@@ -50,7 +50,10 @@ def stage_bar(shown: bool) -> Iterator[Any]:
     "--min-cluster-size", type=click.IntRange(2), help="Smallest topic (default: by size)."
 )
 @click.option("--topics", "n_topics", type=click.IntRange(1), help="Merge down to N topics.")
-@click.option("--reassign", is_flag=True, help="Put every outlier in its nearest topic.")
+@click.option("--reassign", is_flag=True, help="Put every outlier in a topic.")
+@click.option("--reassign-by", type=click.Choice(["centroid", "probabilities"]),
+              default="centroid", show_default=True,
+              help="The nearest topic centroid, or HDBSCAN's soft membership.")  # fmt: skip
 @click.option("--keywords", type=click.IntRange(1, 50), default=10, show_default=True)
 @click.option("--diversity", type=click.FloatRange(0, 1), default=0.0, help="MMR over keywords.")
 @click.option("--label-with-llm", is_flag=True, help="Name each topic with the language model.")
@@ -68,22 +71,31 @@ def topics(source: str | None, store: str | None, as_json: bool, **o: Any) -> No
     """Find the topics of the stored documents, or of INPUT (CSV, TSV, JSONL)."""
     from askdocs.topics import TopicOptions
 
+    if source is None and o["gold_column"]:
+        raise click.UsageError("--gold-column needs INPUT")
+    if source is not None and o["save"]:
+        raise click.UsageError("--save keeps the topics of the stored documents: give no INPUT")
+    save = source is None and o["save"] is not False
     options = TopicOptions(
         seed=o["seed"], min_cluster_size=o["min_cluster_size"], n_topics=o["n_topics"],
-        reassign=o["reassign"], keywords=o["keywords"], diversity=o["diversity"],
-        label_with_llm=o["label_with_llm"],
+        reassign=o["reassign"], reassign_by=o["reassign_by"], keywords=o["keywords"],
+        diversity=o["diversity"], label_with_llm=o["label_with_llm"],
+        map=bool(save or o["png"] or o["html"]),  # a saved map is what the web page shows
     )  # fmt: skip
     try:
-        result = _run(source, store, options, o)
+        result, titles = _run(source, store, options, save, o)
     except AskdocsError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         emit(result)
         return
-    _print(result)
+    _print(result, titles)
 
 
-def _run(source: str | None, store: str | None, options: Any, o: dict[str, Any]) -> dict[str, Any]:
+def _run(
+    source: str | None, store: str | None, options: Any, save: bool, o: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(the JSON result, id -> title of each topic's representative texts)."""
     from askdocs.classify.inputs import read_rows
     from askdocs.embeddings import load_embedder
     from askdocs.topics import find_and_save, find_topics, summary
@@ -91,70 +103,51 @@ def _run(source: str | None, store: str | None, options: Any, o: dict[str, Any])
 
     changes = {"generation.model": o["llm"]} if o["llm"] else {}
     shown = sys.stderr.isatty() if o["progress"] is None else o["progress"]
-    gold: list[str] | None = None
     with stage_bar(shown) as progress:
         if source is None:
-            if o["gold_column"]:
-                raise click.UsageError("--gold-column needs INPUT")
             with opened(store, **changes) as kb:
-                generator = kb.generator if options.label_with_llm else None
                 filters = Filters(o["path_glob"], tuple(o["kinds"]), o["tags"])
-                found = find_and_save(kb, options, filters=filters, generator=generator,
-                                      progress=progress, save=o["save"] is not False)  # fmt: skip
+                found = find_and_save(kb, options, filters=filters, progress=progress, save=save)
         else:
-            if o["save"]:
-                raise click.UsageError("--save stores topics for the store's documents: no INPUT")
             settings = config.load({"store": store, **changes})
-            rows = read_rows(source, text_column=o["text_column"], gold_column=o["gold_column"])
+            columns = (o["text_column"],) if o["text_column"] else ("text",)
+            rows = read_rows(source, text_columns=columns, gold_column=o["gold_column"])
             items = [Item(r.id, r.text, r.text[:80]) for r in rows]
             gold = [r.gold or "" for r in rows] if o["gold_column"] else None
             with generator_for(settings, options.label_with_llm) as generator:
                 found = find_topics(items, options, embedder=load_embedder(settings.embedding),
-                                    generator=generator, progress=progress)  # fmt: skip
+                                    generator=generator, gold=gold, progress=progress)  # fmt: skip
     result = summary(found, options)
+    result.pop("points", None)
+    result["saved"] = save
     result["assignments"] = found.by_id()
-    if gold is not None:
-        result["metrics"] = agreement(gold, found.assignments.tolist())
     if o["png"]:
         result["map"] = str(save_png(found, o["png"]))
     if o["html"]:
         result["html"] = str(save_html(found, o["html"]))
-    result.pop("points", None)
-    return result
+    title_of = dict(zip(found.ids, found.titles or found.ids, strict=True))
+    return result, {r: title_of[r] for t in found.topics for r in t.representatives}
 
 
-def agreement(gold: list[str], topics: list[int]) -> dict[str, Any]:
-    """NMI and ARI of the topics against known classes: over every text (the outliers as
-    one more cluster) and over the texts given a topic."""
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-
-    kept = [i for i, t in enumerate(topics) if t >= 0]
-    inside = ([gold[i] for i in kept], [topics[i] for i in kept])
-    return {
-        "nmi": round(float(normalized_mutual_info_score(gold, topics)), 4),
-        "ari": round(float(adjusted_rand_score(gold, topics)), 4),
-        "nmi_without_outliers": round(float(normalized_mutual_info_score(*inside)), 4)
-        if kept else 0.0,
-        "ari_without_outliers": round(float(adjusted_rand_score(*inside)), 4) if kept else 0.0,
-        "texts": len(topics),
-        "outliers": len(topics) - len(kept),
-    }  # fmt: skip
-
-
-def _print(result: dict[str, Any]) -> None:
+def _print(result: dict[str, Any], titles: dict[str, str]) -> None:
     n, outliers = result["documents"], result["outliers"]
     click.echo(f"{len(result['topics'])} topics over {n} texts; {outliers} outliers "
-               f"({100 * outliers / max(n, 1):.1f}%)")  # fmt: skip
+               f"({100 * result['outlier_share']:.1f}%)")  # fmt: skip
+    click.echo(f"{'id':>4} {'size':>6}  keywords (label), then the texts nearest the centre")
     for t in result["topics"]:
-        name = f" {t['label']}:" if t["label"] else ""
-        click.echo(f"{t['id']:>4} {t['size']:>6}{name} {', '.join(t['keywords'])}")
+        label = f" ({t['label']})" if t["label"] else ""
+        click.echo(f"{t['id']:>4} {t['size']:>6}  {', '.join(t['keywords'])}{label}")
         for r in t["representatives"]:
-            click.echo(f"{'':>12}{r}")
+            title = titles.get(r) or ""
+            click.echo(f"{'':>13}{r}" + (f"  {title}" if title and title != r else ""))
     if "metrics" in result:
         m = result["metrics"]
         click.echo(f"against the gold classes: NMI {m['nmi']:.4f}, ARI {m['ari']:.4f} "
                    f"(without outliers: {m['nmi_without_outliers']:.4f}, "
                    f"{m['ari_without_outliers']:.4f})")  # fmt: skip
+    if result["saved"]:
+        click.echo("saved: each document's topic is its tag 'topic' (-1: an outlier); "
+                   "search within one with --tag topic=ID")  # fmt: skip
     for key in ("map", "html"):
         if key in result:
             click.echo(f"{key}: {result[key]}")

@@ -35,25 +35,28 @@ def _name(found: Topics, topic: int) -> str:
 def save_png(found: Topics, path: str | Path, *, title: str = "Topics") -> Path:
     if found.coords is None:
         raise ValueError("these topics were found without a map (map=False)")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # a Figure of its own, not pyplot: no global backend or state, safe in a thread
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError as exc:
         raise MissingDependency(
             "the PNG map needs matplotlib: pip install 'askdocs[topics]'"
         ) from exc
     xy, topics = found.coords, found.assignments
-    fig, ax = plt.subplots(figsize=(11, 8), dpi=110)
+    fig = Figure(figsize=(11, 8), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    dot = 6 if len(xy) > 2000 else 14
     outliers = topics < 0
-    ax.scatter(
-        xy[outliers, 0], xy[outliers, 1], s=4, c=OUTLIER, label=f"outliers ({outliers.sum()})"
-    )
+    if outliers.any():
+        ax.scatter(xy[outliers, 0], xy[outliers, 1], s=dot * 0.7, c=OUTLIER,
+                   label=f"outliers ({outliers.sum()})")  # fmt: skip
     for t in range(len(found.topics)):
         mask = topics == t
         label = _name(found, t) if t < LEGEND else None
-        ax.scatter(xy[mask, 0], xy[mask, 1], s=6, c=colour(t), label=label)
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=dot, c=colour(t), label=label)
+    if len(found.topics) > LEGEND:  # a line of text in the legend, no marker
+        ax.plot([], [], " ", label=f"... {len(found.topics) - LEGEND} smaller topics")
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -62,8 +65,7 @@ def save_png(found: Topics, path: str | Path, *, title: str = "Topics") -> Path:
     )
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
+    fig.savefig(out, format="png")
     return out
 
 
@@ -90,6 +92,8 @@ def save_html(found: Topics, path: str | Path, *, title: str = "Topics") -> Path
         for i, (p, t) in enumerate(zip(xy, found.assignments, strict=True))
     ]  # fmt: skip
     legend = [[t.id, _name(found, t.id), colour(t.id)] for t in found.topics]
+    if found.outliers:
+        legend.append([-1, f"outliers ({found.outliers})", OUTLIER])
     data = {"title": title, "points": points, "legend": legend, "outlier": OUTLIER,
             "palette": PALETTE}  # fmt: skip
     page = _PAGE.replace("__DATA__", _json_for_html(data))
@@ -100,6 +104,8 @@ def save_html(found: Topics, path: str | Path, *, title: str = "Topics") -> Path
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Topics</title>
+<meta http-equiv="Content-Security-Policy"
+ content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{font:14px system-ui,sans-serif;margin:1rem;display:flex;gap:1rem;flex-wrap:wrap}
@@ -118,6 +124,7 @@ const data = JSON.parse(document.getElementById("data").textContent);
 const NS = "http://www.w3.org/2000/svg";
 const svg = document.getElementById("map");
 document.getElementById("title").textContent = data.title;
+document.title = data.title;
 const colour = (t) => (t < 0 ? data.outlier : data.palette[t % data.palette.length]);
 const dots = [];
 const first = (p) => (p[2] < 0 ? -1 : 0);  // outliers drawn first, under the topics
