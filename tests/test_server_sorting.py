@@ -191,3 +191,16 @@ def test_unknown_task_is_404(client: TestClient) -> None:
     response = client.get("/tasks/nope")
     assert response.status_code == 404
     assert response.json()["type"] == "NotFound"
+
+
+def test_topics_options_reach_the_run(themed_client: TestClient) -> None:
+    body = {"seed": 0, "n_topics": 2, "reassign": True, "reassign_by": "probabilities"}
+    accepted = themed_client.post("/topics", json=body)
+    assert accepted.status_code == 202, accepted.text
+    assert wait_for(themed_client, accepted.json()["task_id"])["state"] == "done"
+    saved = themed_client.get("/topics").json()
+    assert len(saved["topics"]) == 2
+    assert saved["outliers"] == 0
+    assert all(p["topic"] >= 0 for p in saved["points"])
+    bad = themed_client.post("/topics", json={"reassign_by": "guess"})
+    assert bad.status_code == 422

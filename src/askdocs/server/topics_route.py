@@ -1,7 +1,8 @@
 """Topics of the stored documents, found in the background, and the task that finds them.
 
 POST /topics          {"seed": 0, "n_topics": null, "min_cluster_size": null, "reassign": false,
-                       "label_with_llm": false, "filters": {...}} -> 202 {"task_id"}; the topics
+                       "reassign_by": "centroid", "diversity": 0, "label_with_llm": false,
+                       "filters": {...}} -> 202 {"task_id"}; the topics
                       are found over the stored documents' own embeddings and saved into the
                       store (document tag `topic`, searchable as a filter); 409 while a run is on
 GET  /topics          the saved topics: {"topics": [...], "points": [...], ...} (404: none yet)
@@ -11,7 +12,7 @@ GET  /tasks/{task_id} {"state", "stage", "fraction", "result", "error"} of a bac
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -38,6 +39,8 @@ class TopicsIn(BaseModel):
     n_topics: int | None = Field(default=None, ge=2, le=500)
     min_cluster_size: int | None = Field(default=None, ge=2, le=100_000)
     reassign: bool = False
+    reassign_by: Literal["centroid", "probabilities"] = "centroid"
+    diversity: float = Field(default=0.0, ge=0, le=1)
     label_with_llm: bool = False
     filters: FiltersIn | None = None
 
@@ -74,6 +77,8 @@ def find(body: TopicsIn, state: State) -> Any:
         n_topics=body.n_topics,
         min_cluster_size=body.min_cluster_size,
         reassign=body.reassign,
+        reassign_by=body.reassign_by,
+        diversity=body.diversity,
         label_with_llm=body.label_with_llm,
     )
     filters = to_filters(body.filters)
