@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from askdocs.cli import main
 from askdocs.kb import KnowledgeBase
 from askdocs.store import Filters
+from tests.conftest import DOCS_STORE_SETTINGS, MakeSettings
 
 THEMES = Path(__file__).parent / "data" / "classify_themes.csv"
 
@@ -128,9 +130,11 @@ def test_stdin_lines_labels_file_and_output_file(tmp_path: Path) -> None:
     assert [(p["id"], p["label"]) for p in found] == [("1", "sport"), ("3", "food")]
 
 
-def test_from_store_writes_labels_as_tags_that_filter_searches(docs_kb: KnowledgeBase) -> None:
-    store = str(docs_kb.settings.store)
-    docs_kb.close()
+def test_from_store_writes_labels_as_tags_that_filter_searches(
+    docs_store: Path, tmp_path: Path, make_settings: MakeSettings
+) -> None:
+    store = str(shutil.copytree(docs_store, tmp_path / "store"))  # the session's stays as it is
+    settings = make_settings(Path(store), DOCS_STORE_SETTINGS)
     code, out, err = run(
         "--from-store",
         "--store",
@@ -146,7 +150,7 @@ def test_from_store_writes_labels_as_tags_that_filter_searches(docs_kb: Knowledg
     assert code == 0, err
     body = json.loads(out)
     assert body["tagged"] == len(body["predictions"]) == 6
-    with KnowledgeBase.open(docs_kb.settings) as kb:
+    with KnowledgeBase.open(settings) as kb:
         tags = {Path(p).name: v for p, v in kb.tags("subject").items()}
         assert tags["espresso.txt"] == "food and drink"
         assert tags["tides.pdf"] == "the sea and the coast"

@@ -1,0 +1,399 @@
+"""Classification on rotten tomatoes (sentiment) and AG News (topic): askdocs.classify's three
+methods, their quality, calibration and speed.
+
+    python benchmarks/bench_classify.py --prompt-threads 1   # the table (~35 min on 2 cores)
+    python benchmarks/bench_classify.py --llm-texts 0        # without the LLM (~1 min)
+
+Data (`--data`, default ../shared/data beside the repository):
+- rotten tomatoes (`rotten_tomatoes_mr/rt-polarity.pos|.neg`, 10,662 snippets): shuffled with
+  numpy's default_rng(13) and cut into train 8,530 / validation 1,066 / test 1,066, the sizes
+  of the usual split.
+- AG News (`ag_news_test/test.csv`, 7,600 articles, text = title + ". " + description): shuffled
+  with default_rng(13) into train 4,600 / validation 1,000 / test 2,000.
+Everything chosen (the zero-shot temperature and label wording, the regularisation C) is chosen
+on the validation part; the test part is only scored.
+
+Rows: zero-shot with the label names, and with descriptions (the best of a few wordings on
+validation); logistic regression on the whole training part and on 8-64 examples per class
+(5 draws each, mean ± sd); the LLM (`generation.model`, the default Qwen2.5-Coder-1.5B, in its
+worker process, greedy, held to the labels by a grammar) on the first `--llm-texts` test texts,
+without examples and with `--shots` per class from the training part. ECE: expected
+calibration error of the scores (10 equal-width bins) on the test part. ms/1k: milliseconds
+per 1,000 texts, embedding included (measured once on 500 test texts) for the embedding
+methods. Embeddings are cached under ~/.cache/askdocs-bench/classify/, keyed by the embedder
+and a hash of the texts (embedding all 18,262 texts the first time takes about 2 minutes).
+`--prompt-threads 1`: on a machine whose other core is busy, llama.cpp's prompt evaluation
+on both cores stalls now and then (6-12 s for a 40-token prompt instead of 0.5 s); one
+thread is slower on an idle machine (about 1 s a text against 0.6) but steady.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from cpu import cpu_name
+
+from askdocs import config
+from askdocs.classify import (
+    Prediction,
+    Supervised,
+    calibration_error,
+    fit_temperature,
+    llm_classify,
+    pick_examples,
+    report,
+    zero_shot,
+)
+from askdocs.classify.zeroshot import TEMPERATURE, similarities
+from askdocs.embeddings import Embedder, load_embedder
+from askdocs.generation import Generator
+
+DATA = Path(__file__).resolve().parents[1] / "../shared/data"
+CACHE = Path.home() / ".cache/askdocs-bench/classify"
+SEED = 13
+
+
+@dataclass(frozen=True)
+class Split:
+    texts: list[str]
+    labels: list[str]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    labels: list[str]
+    train: Split
+    validation: Split
+    test: Split
+    # label wordings tried on validation; the first is the label names themselves
+    wordings: list[list[str]]
+
+
+def _split(name: str, rows: list[tuple[str, str]], sizes: tuple[int, int, int]) -> list[Split]:
+    order = np.random.default_rng(SEED).permutation(len(rows))
+    assert sum(sizes) == len(rows), (name, len(rows))
+    parts, start = [], 0
+    for size in sizes:
+        chosen = [rows[i] for i in order[start : start + size]]
+        parts.append(Split([t for t, _ in chosen], [g for _, g in chosen]))
+        start += size
+    return parts
+
+
+def rotten_tomatoes(data: Path) -> Dataset:
+    rows = []
+    for suffix, label in (("pos", "positive"), ("neg", "negative")):
+        path = data / "rotten_tomatoes_mr" / f"rt-polarity.{suffix}"
+        rows += [(line.strip(), label) for line in path.read_text(encoding="utf-8").splitlines()]
+    train, validation, test = _split("rotten tomatoes", rows, (8530, 1066, 1066))
+    wordings = [
+        ["positive", "negative"],
+        ["a positive movie review", "a negative movie review"],
+        ["a good movie", "a bad movie"],
+        ["a great film, I loved it", "a terrible film, I hated it"],
+        ["the critic liked the film", "the critic disliked the film"],
+    ]
+    return Dataset("rotten tomatoes", ["positive", "negative"], train, validation, test, wordings)
+
+
+def ag_news(data: Path) -> Dataset:
+    folder = data / "ag_news_test"
+    names = (folder / "classes.txt").read_text(encoding="utf-8").split()
+    rows = []
+    with (folder / "test.csv").open(encoding="utf-8", newline="") as f:
+        for index, title, description in csv.reader(f):
+            text = f"{title}. {description}".replace("\\n", " ").replace("\\", " ")
+            rows.append((text, names[int(index) - 1]))
+    train, validation, test = _split("AG News", rows, (4600, 1000, 2000))
+    wordings = [
+        names,
+        ["World news", "Sports news", "Business news", "Science and technology news"],
+        [
+            "news about world politics",
+            "news about sports",
+            "news about business and the economy",
+            "news about science and technology",
+        ],
+        [
+            "international news about politics, governments and conflicts",
+            "sports news about games, teams and players",
+            "business news about companies, markets and the economy",
+            "technology news about computers, the internet, science and space",
+        ],
+    ]
+    return Dataset("AG News", names, train, validation, test, wordings)
+
+
+def embedded(embedder: Embedder, texts: Sequence[str], what: str) -> np.ndarray:
+    """The texts' vectors, from the cache when these texts were embedded by this embedder."""
+    digest = hashlib.sha256("\x00".join([embedder.id, *texts]).encode()).hexdigest()[:20]
+    path = CACHE / f"{what}-{digest}.npy"
+    if path.is_file():
+        return np.load(path)
+    started = time.perf_counter()
+    out = np.zeros((len(texts), embedder.dim), np.float32)
+    for start in range(0, len(texts), 256):
+        out[start : start + 256] = embedder.embed(texts[start : start + 256], truncate=True)
+        print(
+            f"\r  embedding {what}: {min(start + 256, len(texts))}/{len(texts)}",
+            end="",
+            file=sys.stderr,
+        )
+    print(f" ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+@dataclass(frozen=True)
+class Vectors:
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+
+@dataclass(frozen=True)
+class Row:
+    data: str
+    method: str
+    accuracy: str
+    macro_f1: str
+    ece: str = "—"
+    ms: str = "—"  # per 1,000 texts
+    note: str = ""
+
+
+def scored(
+    gold: Sequence[str], found: Sequence[Prediction], labels: Sequence[str]
+) -> tuple[float, float, float]:
+    """(accuracy, macro-F1, expected calibration error) of predictions against gold."""
+    result = report(gold, [p.label for p in found], labels)
+    right = [p.label == g for p, g in zip(found, gold, strict=True)]
+    return result.accuracy, result.macro_f1, calibration_error([p.score for p in found], right)
+
+
+def row(ds: Dataset, method: str, scores: tuple[float, ...], ms: float | None, note: str) -> Row:
+    ece = f"{scores[2]:.3f}" if len(scores) > 2 else "—"
+    cost = f"{ms:,.0f}" if ms is not None else "—"
+    return Row(ds.name, method, f"{scores[0]:.3f}", f"{scores[1]:.3f}", ece, cost, note)
+
+
+def timed(work: Callable[[], list[Prediction]], texts: int) -> tuple[list[Prediction], float]:
+    """The predictions and the milliseconds per 1,000 texts they took."""
+    started = time.perf_counter()
+    found = work()
+    return found, (time.perf_counter() - started) * 1e6 / texts
+
+
+def embed_cost(embedder: Embedder, texts: Sequence[str]) -> float:
+    """Milliseconds to embed 1,000 of `texts` (the first 500, never from the cache)."""
+    sample = list(texts[:500])
+    started = time.perf_counter()
+    embedder.embed(sample, truncate=True)
+    return (time.perf_counter() - started) * 1e6 / len(sample)
+
+
+def zero_shot_rows(ds: Dataset, v: Vectors, embedder: Embedder, embed_ms: float) -> list[Row]:
+    """Label names, then the description wording best on validation; each at the default
+    temperature, with the ECE also at the temperature fitted on validation."""
+
+    def validation_f1(wording: list[str]) -> float:
+        nearest = similarities(v.validation, wording, embedder).argmax(axis=1)
+        return report(ds.validation.labels, [ds.labels[j] for j in nearest], ds.labels).macro_f1
+
+    best = max(ds.wordings[1:], key=validation_f1)
+    gold = [ds.labels.index(g) for g in ds.validation.labels]
+    rows = []
+    for what, wording in (("label names", ds.wordings[0]), ("descriptions", best)):
+        fitted = fit_temperature(similarities(v.validation, wording, embedder), gold)
+        found, ms = timed(
+            lambda w=wording: zero_shot(v.test, ds.labels, embedder, descriptions=w), len(v.test)
+        )
+        refit = zero_shot(v.test, ds.labels, embedder, descriptions=wording, temperature=fitted)
+        note = (
+            f"T={TEMPERATURE}; with T={fitted} fitted on validation, ECE "
+            f"{scored(ds.test.labels, refit, ds.labels)[2]:.3f}"
+        )
+        if what == "descriptions":
+            note = f"{' / '.join(wording)}; {note}"
+        scores = scored(ds.test.labels, found, ds.labels)
+        rows.append(row(ds, f"zero-shot, {what}", scores, embed_ms + ms, note))
+    return rows
+
+
+def supervised_rows(ds: Dataset, v: Vectors, embedder_id: str, embed_ms: float) -> list[Row]:
+    """Logistic regression on the whole training part; then, for reference, with words."""
+    started = time.perf_counter()
+    model = Supervised.fit(v.train, ds.train.labels, embedder_id=embedder_id)
+    fit_s = time.perf_counter() - started
+    found, ms = timed(lambda: model.predict(v.test, embedder_id=embedder_id), len(v.test))
+    note = f"{len(ds.train.texts):,} examples, fitted in {fit_s:.1f} s"
+    rows = [row(ds, "supervised", scored(ds.test.labels, found, ds.labels), embed_ms + ms, note)]
+    note = "TF-IDF 1-2-grams beside the embedding, scikit-learn: not in askdocs"
+    rows.append(row(ds, "(reference) words + embeddings", words_and_embeddings(ds, v), None, note))
+    return rows
+
+
+def words_and_embeddings(ds: Dataset, v: Vectors) -> tuple[float, float]:
+    """Logistic regression on TF-IDF word 1-2-grams beside the embedding (weighted 0.5; C=3
+    and the weight chosen on validation): what the words hold that MiniLM's vector does not."""
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    train = hstack([words.fit_transform(ds.train.texts), csr_matrix(v.train * 0.5)]).tocsr()
+    test = hstack([words.transform(ds.test.texts), csr_matrix(v.test * 0.5)]).tocsr()
+    model = LogisticRegression(C=3.0, max_iter=3000).fit(train, ds.train.labels)
+    result = report(ds.test.labels, list(model.predict(test)), ds.labels)
+    return result.accuracy, result.macro_f1
+
+
+def few_shot_rows(ds: Dataset, v: Vectors, embedder_id: str, seeds: int) -> list[Row]:
+    """`n` examples per class drawn from the training part, `seeds` draws: mean ± sd."""
+    gold = np.array(ds.train.labels)
+    rows = []
+    for n in (8, 16, 32, 64):
+        runs, cv = [], []
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            chosen = np.concatenate(
+                [rng.choice(np.flatnonzero(gold == label), n, replace=False) for label in ds.labels]
+            )
+            model = Supervised.fit(v.train[chosen], list(gold[chosen]), embedder_id=embedder_id)
+            runs.append(
+                scored(ds.test.labels, model.predict(v.test, embedder_id=embedder_id), ds.labels)
+            )
+            cv.append(model.cross_validation.macro_f1 if model.cross_validation else np.nan)
+        a, f, e = (np.array([r[i] for r in runs]) for i in range(3))
+        rows.append(
+            Row(
+                ds.name,
+                f"supervised, {n} per class",
+                f"{a.mean():.3f} ± {a.std():.3f}",
+                f"{f.mean():.3f} ± {f.std():.3f}",
+                f"{e.mean():.3f}",
+                note=f"{seeds} draws; cross-validated macro-F1 {np.nanmean(cv):.3f}",
+            )
+        )
+    return rows
+
+
+def llm_rows(ds: Dataset, v: Vectors, generator: Generator, texts: int, shots: int) -> list[Row]:
+    """The language model on the first `texts` test texts, without and with `shots`
+    examples per class; the note gives logistic regression's macro-F1 on the same texts."""
+    gold = ds.test.labels[:texts]
+    model = Supervised.fit(v.train, ds.train.labels, embedder_id="")
+    baseline = report(
+        gold, [p.label for p in model.predict(v.test[:texts], embedder_id="")], ds.labels
+    )
+    pairs = list(zip(ds.train.texts, ds.train.labels, strict=True))
+    rows = []
+    for n in (0, shots):
+        progress = Counter(len(gold), f"{ds.name}, llm, {n} per class")
+        found, ms = timed(
+            lambda n=n, progress=progress: llm_classify(
+                generator,
+                ds.test.texts[:texts],
+                ds.labels,
+                examples=pick_examples(pairs, n),
+                progress=progress,
+            ),
+            len(gold),
+        )
+        result = report(gold, [p.label for p in found], ds.labels)
+        note = f"{len(gold)} test texts (supervised on them: macro-F1 {baseline.macro_f1:.3f})"
+        what = f"{n} examples per class" if n else "no examples"
+        rows.append(row(ds, f"llm, {what}", (result.accuracy, result.macro_f1), ms, note))
+    return rows
+
+
+class Counter:
+    """Progress on stderr: call it with the texts just done."""
+
+    def __init__(self, total: int, what: str) -> None:
+        self.total, self.what, self.done, self.started = total, what, 0, time.perf_counter()
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        rate = (time.perf_counter() - self.started) / self.done
+        print(
+            f"\r  {self.what}: {self.done}/{self.total} ({rate:.2f} s/text)",
+            end="\n" if self.done == self.total else "",
+            file=sys.stderr,
+        )
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| data | method | accuracy | macro-F1 | ECE | ms / 1k texts | notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.data} | {r.method} | {r.accuracy} | {r.macro_f1} | {r.ece} | {r.ms} | {r.note} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--sets", default="rt,ag", help="rt (rotten tomatoes), ag (AG News)")
+    parser.add_argument("--seeds", type=int, default=5, help="draws per few-shot size")
+    parser.add_argument("--llm-texts", type=int, default=200, help="test texts; 0: no LLM")
+    parser.add_argument("--shots", type=int, default=4, help="LLM examples per class")
+    parser.add_argument(
+        "--prompt-threads", type=int, default=None, help="LLM n_threads_batch (default: config)"
+    )
+    args = parser.parse_args()
+    settings = config.Settings()
+    embedder = load_embedder(settings.embedding)
+    generator = None
+    if args.llm_texts:
+        from askdocs.generation import open_generator
+
+        threads = args.prompt_threads
+        if threads is not None:
+            settings = dataclasses.replace(
+                settings,
+                generation=dataclasses.replace(settings.generation, n_threads_batch=threads),
+            )
+        generator = open_generator(settings.generation)
+    loaders = {"rt": rotten_tomatoes, "ag": ag_news}
+    rows: list[Row] = []
+    try:
+        for key in args.sets.split(","):
+            ds = loaders[key](args.data)
+            slug = ds.name.replace(" ", "_")
+            parts = ("train", "validation", "test")
+            v = Vectors(*(embedded(embedder, getattr(ds, p).texts, f"{slug}-{p}") for p in parts))
+            embed_ms = embed_cost(embedder, ds.test.texts)
+            rows += zero_shot_rows(ds, v, embedder, embed_ms)
+            rows += supervised_rows(ds, v, embedder.id, embed_ms)
+            rows += few_shot_rows(ds, v, embedder.id, args.seeds)
+            if generator is not None:
+                rows += llm_rows(ds, v, generator, args.llm_texts, args.shots)
+    finally:
+        if generator is not None:
+            generator.close()
+    g = settings.generation
+    llm = f"; LLM {g.model}, prompt threads {g.n_threads_batch or 'all'}" if generator else ""
+    print(f"CPU: {cpu_name()}; embedder {embedder.id}{llm}")
+    print(f"command: python benchmarks/bench_classify.py {' '.join(sys.argv[1:])}".rstrip())
+    print()
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
