@@ -19,11 +19,11 @@ import dataclasses
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
 from askdocs.errors import ConfigError
-from askdocs.server.routes import to_filters
+from askdocs.server.routes import State, to_filters
 from askdocs.server.schemas import MAX_EMBED_CHARS, STRICT, FiltersIn, Text
 from askdocs.server.state import ServerState
 from askdocs.types import Item
@@ -35,13 +35,6 @@ MAX_EXAMPLES = 5000
 
 router = APIRouter()
 
-
-def get_state(request: Request) -> ServerState:
-    state: ServerState = request.app.state.askdocs
-    return state
-
-
-State = Annotated[ServerState, Depends(get_state)]
 Label = Annotated[Text, Field(min_length=1, max_length=200)]
 Passage = Annotated[Text, Field(max_length=MAX_EMBED_CHARS)]
 

@@ -33,6 +33,7 @@ from askdocs.config import Settings, data_dir
 from askdocs.errors import AskdocsError
 from askdocs.ingest import Progress
 from askdocs.kb import KnowledgeBase
+from askdocs.server.tasks import forget_finished
 from askdocs.store import is_url
 
 log = logging.getLogger("askdocs.server")
@@ -134,7 +135,7 @@ class Jobs:
     def submit(self, paths: list[Path]) -> str:
         job = Job(uuid.uuid4().hex, files=len(paths), paths=paths)
         with self._lock:
-            self._forget_old()
+            forget_finished(self._jobs, KEEP_FINISHED)
             self._jobs[job.id] = job
         self._executor.submit(self._run, job)
         return job.id
@@ -176,11 +177,6 @@ class Jobs:
             job.state = "failed" if error else "done"
             if report is not None:
                 job.done_files, job.chunks = job.files, report["chunks"]
-
-    def _forget_old(self) -> None:
-        finished = [j.id for j in self._jobs.values() if j.state in ("done", "failed")]
-        for job_id in finished[: max(0, len(finished) - KEEP_FINISHED)]:
-            del self._jobs[job_id]
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

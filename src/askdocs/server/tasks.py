@@ -27,6 +27,14 @@ Progress = Callable[[str, float], None]  # (stage, fraction of the whole done, 0
 Work = Callable[[Progress], dict[str, Any]]
 
 
+def forget_finished(entries: dict[str, Any], keep: int) -> None:
+    """Drop the oldest finished (done or failed) entries, keeping the newest `keep` of them;
+    `entries` is in submission order, each with a `state`."""
+    finished = [key for key, entry in entries.items() if entry.state in ("done", "failed")]
+    for key in finished[: max(0, len(finished) - keep)]:
+        del entries[key]
+
+
 @dataclass
 class Task:
     id: str
@@ -47,9 +55,7 @@ class Tasks:
     def submit(self, kind: str, work: Work) -> str:
         task = Task(uuid.uuid4().hex, kind)
         with self._lock:
-            finished = [t.id for t in self._tasks.values() if t.state in ("done", "failed")]
-            for old in finished[: max(0, len(finished) - KEEP_FINISHED)]:
-                del self._tasks[old]
+            forget_finished(self._tasks, KEEP_FINISHED)
             self._tasks[task.id] = task
         self._executor.submit(self._run, task, work)
         return task.id

@@ -12,25 +12,16 @@ GET  /tasks/{task_id} {"state", "stage", "fraction", "result", "error"} of a bac
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from askdocs.server.routes import to_filters
+from askdocs.server.routes import State, to_filters
 from askdocs.server.schemas import STRICT, ErrorOut, FiltersIn
-from askdocs.server.state import ServerState
 
 router = APIRouter()
-
-
-def get_state(request: Request) -> ServerState:
-    state: ServerState = request.app.state.askdocs
-    return state
-
-
-State = Annotated[ServerState, Depends(get_state)]
 
 
 class TopicsIn(BaseModel):
