@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 from askdocs.classify.calibration import calibration_error, fit_temperature
 from askdocs.classify.llm import SHOTS, llm_classify, pick_examples
-from askdocs.classify.metrics import ClassScore, Report, report
+from askdocs.classify.metrics import ClassScore, Report, report, report_on_gold
 from askdocs.classify.supervised import Supervised, cross_validate
 from askdocs.classify.types import Prediction
 from askdocs.classify.zeroshot import zero_shot
@@ -35,7 +35,7 @@ from askdocs.types import Item
 __all__ = [
     "METHODS", "ClassScore", "Prediction", "Report", "Supervised", "calibration_error",
     "classify", "cross_validate", "fit_temperature", "llm_classify", "pick_examples", "report",
-    "vectors_of", "zero_shot",
+    "report_on_gold", "vectors_of", "zero_shot",
 ]  # fmt: skip
 
 METHODS = ("zero-shot", "supervised", "llm")

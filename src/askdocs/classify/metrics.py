@@ -72,3 +72,16 @@ def report(gold: Sequence[str], predicted: Sequence[str | None], labels: Sequenc
     correct = sum(confusion[i][i] for i in range(len(order)))
     macro = sum(c.f1 for c in present) / len(present) if present else 0.0
     return Report(_ratio(correct, len(gold)), round(macro, 4), classes, order, confusion, none)
+
+
+def report_on_gold(
+    gold: Sequence[str | None], predicted: Sequence[str | None], order: Sequence[str] = ()
+) -> Report | None:
+    """`report` over the texts that have a gold label (None: not known), the labels in
+    `order` first, then every other label seen, sorted; None when no text has one."""
+    pairs = [(g, p) for g, p in zip(gold, predicted, strict=True) if g is not None]
+    if not pairs:
+        return None
+    seen = sorted({x for pair in pairs for x in pair if x})
+    names = list(dict.fromkeys([*order, *seen]))
+    return report([g for g, _ in pairs], [p for _, p in pairs], names)

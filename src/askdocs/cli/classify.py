@@ -154,14 +154,12 @@ def _metrics(
     source: str | None, gold: list[str | None], found: list[str | None], order: list[str]
 ) -> dict[str, Any]:
     """The report over the rows that have a gold label; labels in the order given."""
-    from askdocs.classify import report
+    from askdocs.classify import report_on_gold
 
-    pairs = [(g, p) for g, p in zip(gold, found, strict=True) if g is not None]
-    if not pairs:
+    scored = report_on_gold(gold, found, order)
+    if scored is None:
         raise click.ClickException(f"{source}: no gold labels in the --gold-column")
-    names = list(dict.fromkeys([*order, *sorted({x for pair in pairs for x in pair if x})]))
-    scored = report([g for g, _ in pairs], [p for _, p in pairs], names)
-    return dataclasses.asdict(scored) | {"texts": len(pairs)}
+    return dataclasses.asdict(scored) | {"texts": sum(g is not None for g in gold)}
 
 
 @contextmanager

@@ -102,7 +102,7 @@ def _items(body: ClassifyIn, state: ServerState) -> list[Item]:
 @router.post("/classify", response_model=ClassifyOut)
 async def classify(body: ClassifyIn, state: State) -> dict[str, Any]:
     from askdocs.classify import classify as run
-    from askdocs.classify import report
+    from askdocs.classify import report_on_gold
 
     if body.method == "llm" and body.texts is not None and len(body.texts) > MAX_LLM_TEXTS:
         raise ConfigError(f"llm classifies at most {MAX_LLM_TEXTS} texts per request")
@@ -123,9 +123,8 @@ async def classify(body: ClassifyIn, state: State) -> dict[str, Any]:
         predictions = await anyio.to_thread.run_sync(work)
     out: dict[str, Any] = {"predictions": [dataclasses.asdict(p) for p in predictions]}
     if body.gold is not None:
-        labels = sorted({*body.gold, *(p.label for p in predictions if p.label is not None)})
-        found = report(body.gold, [p.label for p in predictions], labels)
-        out["metrics"] = dataclasses.asdict(found)
+        found = report_on_gold(body.gold, [p.label for p in predictions])
+        out["metrics"] = dataclasses.asdict(found) if found else None
     if body.write_tag:
         values = {p.id: p.label for p in predictions}
         out["tagged"] = await anyio.to_thread.run_sync(state.kb.tag, body.write_tag, values)
