@@ -64,6 +64,9 @@ def main() -> None:
     parser.add_argument("--sets", default="2wiki,xquad")
     parser.add_argument("--configs", default="short,short+hops")
     parser.add_argument("--limit", type=int, default=60)
+    parser.add_argument(
+        "--offset", type=int, default=0, help="another sample of the same size (0: the tuned one)"
+    )
     parser.add_argument("--stores", type=Path, default=Path.home() / ".cache/askdocs-bench")
     parser.add_argument("--model", default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -90,7 +93,13 @@ def main() -> None:
                     options = AskOptions(**options_for(cfg), decoding=decoding)
                     started = time.perf_counter()
                     evaluation = evaluate_answers(
-                        kb, generator, path, limit=args.limit, options=options, refusals=refusals
+                        kb,
+                        generator,
+                        path,
+                        limit=args.limit,
+                        offset=args.offset,
+                        options=options,
+                        refusals=refusals,
                     )
                     wall = time.perf_counter() - started
                     row = {"set": name, "config": cfg, "questions": evaluation.questions,
@@ -103,8 +112,8 @@ def main() -> None:
                         row["outcomes"] = outcomes
             finally:
                 generator.close()
-    print(f"\nCPU: {cpu_name()}; model: {args.model or 'default'}; limit {args.limit}; "
-          f"command: python {' '.join(sys.argv)}")  # fmt: skip
+    print(f"\nCPU: {cpu_name()}; model: {args.model or 'default'}; limit {args.limit}, "
+          f"offset {args.offset}; command: python {' '.join(sys.argv)}")  # fmt: skip
     print(_table(results))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")

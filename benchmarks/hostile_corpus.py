@@ -114,9 +114,7 @@ def run(root: Path, store: Path, timeout: float) -> tuple[dict[str, object] | No
     command = [sys.executable, "-c", "from askdocs.cli import main; main()", "ingest", str(root)]
     command += ["--store", str(store)]
     try:
-        done = subprocess.run(
-            [*command, "--json"], capture_output=True, text=True, timeout=timeout
-        )
+        done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None, time.perf_counter() - started, 0
     seconds = time.perf_counter() - started

@@ -150,12 +150,14 @@ def _f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def spread(items: Sequence[Question], limit: int | None) -> list[Question]:
-    """`limit` items evenly spaced over the sequence (all of them without a limit)."""
+def spread(items: Sequence[Question], limit: int | None, offset: int = 0) -> list[Question]:
+    """`limit` items evenly spaced over the sequence (all of them without a limit), each
+    `offset` places after its even spot: offsets smaller than the spacing give disjoint
+    samples (a set to tune on, another to check on)."""
     if not limit or limit >= len(items):
         return list(items)
     step = len(items) / limit
-    return [items[int(i * step)] for i in range(limit)]
+    return [items[(int(i * step) + offset) % len(items)] for i in range(limit)]
 
 
 def citation_correct(answer: Answer, question: Question) -> bool:
@@ -185,6 +187,7 @@ def evaluate_answers(
     path: Path,
     *,
     limit: int | None = None,
+    offset: int = 0,
     decoding: Decoding | None = None,
     extractive: bool = False,
     options: AskOptions | None = None,
@@ -199,7 +202,7 @@ def evaluate_answers(
     """
     squad = load_squad(path)
     kb.ingest_documents(squad.documents)
-    questions = spread(squad.questions, limit)
+    questions = spread(squad.questions, limit, offset)
     options = (options or AskOptions()).but(
         extractive=extractive or bool(options and options.extractive)
     )

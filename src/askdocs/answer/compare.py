@@ -226,7 +226,7 @@ def answer(
 
 
 def _find(choice: str, what: Asked, hits: list[Hit], search: Search) -> Found | None:
-    own = _about(choice, hits) or _about(choice, search(choice))
+    own = about(choice, hits) or about(choice, search(choice))
     if own is None:
         return None
     sources = []
@@ -238,7 +238,7 @@ def _find(choice: str, what: Asked, hits: list[Hit], search: Search) -> Found | 
             return None
         person, start, end = named
         sources.append((own, start, end))
-        target = _about(person, hits) or _about(person, search(person))
+        target = about(person, hits) or about(person, search(person))
         if target is None:
             return None
     dated = _dated(target, what.event)
@@ -259,20 +259,25 @@ def _base(name: str) -> str:
     return name[:at] if at > 0 and name.endswith(")") else name
 
 
-def _about(name: str, hits: Sequence[Hit]) -> Hit | None:
+def about(name: str, hits: Sequence[Hit]) -> Hit | None:
     """The passage about `name`: titled with it, or opening with it."""
+    found = all_about(name, hits)
+    return found[0] if found else None
+
+
+def all_about(name: str, hits: Sequence[Hit]) -> list[Hit]:
+    """Every passage about `name`, those titled with it first, in the order of `hits`."""
     full, base = _norm(name), _norm(_base(name))
+    titled = [h for h in hits if {full, base} & {_norm(h.title), _norm(h.heading or "")}]
+    opening = []
     for hit in hits:
-        titles = {_norm(hit.title), _norm(hit.heading or "")}
-        if full in titles or base in titles:
-            return hit
-    for hit in hits:
-        opening = _norm(hit.text[: len(name) + 40])
-        if opening.startswith(full) or (
-            opening.startswith(base) and opening[len(base) : len(base) + 1] in (" ", "(", ",", "")
+        start = _norm(hit.text[: len(name) + 40])
+        if hit not in titled and (
+            start.startswith(full)
+            or (start.startswith(base) and start[len(base) : len(base) + 1] in (" ", "(", ",", ""))
         ):
-            return hit
-    return None
+            opening.append(hit)
+    return titled + opening
 
 
 def _holder(text: str, role: str) -> tuple[str, int, int] | None:

@@ -251,8 +251,13 @@ def pack(
     structured: bool = False,
     style: str = "short",
     pinned: Sequence[Passage] = (),
+    whole: Sequence[Passage] = (),
 ) -> Packed:
     """Number and pack the best passages into the prompt, best first.
+
+    Passages in `whole` are shown whole when they fit: a passage known to be about the
+    question's subject (`chain.py`) says what is asked in a sentence that does not name it
+    ("He was born in ..."), which the sentence scores rank below the one that does.
 
     The prompt never exceeds `context_length - max_tokens` (room is kept for the answer); the
     passages take at most `budget` tokens. A passage that does not fit whole is tried with
@@ -272,8 +277,12 @@ def pack(
     # With bridge passages, one passage fewer of the first retrieval: the prompt is the cost
     limit_passages = (FULL_PASSAGES if style == "full" else MAX_PASSAGES) + len(pinned)
     limit_passages -= 1 if pinned else 0
-    for passage in candidates(passages, limit_passages, pinned):
-        for indices in _fallbacks(passage, style):
+    chosen = candidates(passages, limit_passages, pinned)
+    for passage in sorted(chosen, key=lambda p: p not in whole):  # whole ones first
+        fallbacks = _fallbacks(passage, style)
+        if passage in whole:
+            fallbacks.insert(0, tuple(range(len(passage.sentences))))
+        for indices in fallbacks:
             trial = Shown(len(shown) + 1, passage, indices)
             cost = generator.count_tokens(trial.block()) + _TOKEN_SLACK
             if cost <= room:

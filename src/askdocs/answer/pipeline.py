@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from askdocs.answer.chain import Chain, Link, decompose, follow_chain, link_citation
 from askdocs.answer.checks import (
     EVIDENCE_THRESHOLD,
     QUOTE_COVERAGE,
@@ -22,7 +23,7 @@ from askdocs.answer.checks import (
     refusal,
     structured,
 )
-from askdocs.answer.compare import NAME_HITS, asked, compare
+from askdocs.answer.compare import NAME_HITS, about, asked, compare
 from askdocs.answer.compare import answer as compared_answer
 from askdocs.answer.events import Clock, Event, Final, Retrieved, Token
 from askdocs.answer.hops import BRIDGE_BUDGET, Hop, follow, named_bridge, needs_bridge
@@ -38,6 +39,7 @@ from askdocs.answer.packing import (
     pack,
 )
 from askdocs.answer.styles import resolve
+from askdocs.answer.summary import glob_escape, subject, summarise
 from askdocs.citations import strip_citations
 from askdocs.extractive import (
     EmbeddingCache,
@@ -48,8 +50,9 @@ from askdocs.extractive import (
     score_passages,
 )
 from askdocs.generation import Decoding, Generator
+from askdocs.retrieval import Filters
 from askdocs.text import Analyzer
-from askdocs.types import Answer, Hit, SentenceSupport
+from askdocs.types import Answer, Citation, Hit, SentenceSupport
 
 if TYPE_CHECKING:
     from askdocs.embeddings import Embedder
@@ -59,6 +62,8 @@ if TYPE_CHECKING:
 # Words that shape a question rather than say what it is about ("How long does ...").
 _ASKING_WORDS = """how what when where why who whom whose which do does did can could should
     would will shall may might must i me my you your we our much many long often tell"""
+
+SUMMARY_CHUNKS = 60  # chunks of one document a summary chooses from
 
 _caches: weakref.WeakKeyDictionary[Any, EmbeddingCache] = weakref.WeakKeyDictionary()
 
@@ -110,6 +115,11 @@ def stream_answer(
             question, [], generator, max_tokens=decoding.max_tokens, structured=bool(o.json_schema)
         )
     clock = Clock()
+    topic = subject(question) if style == "full" and o.json_schema is None else None
+    if topic is not None:
+        summarised = yield from _summary(kb, question, topic, o, clock)
+        if summarised:
+            return
     hits = kb.search(question, k=o.k, mode=o.mode, filters=o.filters, rerank=o.rerank)
     clock.lap("retrieve")
     cache = embedding_cache(kb.embedder)
@@ -118,6 +128,12 @@ def stream_answer(
     strength = round(evidence(passages), 4)
     hop = None
     hops = o.hops or (2 if needs_bridge(question) else 1)
+    chain = decompose(question) if use_model and hops > 1 and o.json_schema is None else None
+    if chain is not None:
+        assert generator is not None
+        chained = yield from _chained(kb, generator, question, chain, hits, o, clock, style)
+        if chained:
+            return
     if hops > 1 and strength >= EVIDENCE_THRESHOLD:
         hop = follow(kb, question, passages, o, cache)
         clock.lap("hop")
@@ -167,6 +183,120 @@ def _compared(
     timings = {**clock.total(), "time_to_first_token": round(clock.first_token, 4)}
     yield Final(replace(answer, timings=timings))
     return True
+
+
+def _summary(
+    kb: KnowledgeBase, question: str, topic: str, o: AskOptions, clock: Clock
+) -> Generator_[Event, None, bool]:
+    """Summarise the document the best hit for `topic` comes from (`answer.summary`); False
+    when the search finds nothing about it."""
+    cache = embedding_cache(kb.embedder)
+    best = kb.search(topic, k=1, mode=o.mode, filters=o.filters, rerank=o.rerank)
+    strength = round(evidence(score_passages(topic, best, cache, Analyzer())), 4)
+    if not best or strength < EVIDENCE_THRESHOLD:
+        return False
+    only = replace(o.filters or Filters(), path_glob=glob_escape(best[0].path))
+    chunks = kb.search(topic, k=SUMMARY_CHUNKS, mode=o.mode, filters=only, rerank=False)
+    answer = summarise(question, score_passages(topic, chunks, cache, Analyzer()), strength)
+    clock.lap("summarise")
+    if answer is None:
+        return False
+    yield Retrieved(answer.passages)
+    yield _token(answer.text, clock)
+    timings = {**clock.total(), "time_to_first_token": round(clock.first_token, 4)}
+    yield Final(replace(answer, timings=timings))
+    return True
+
+
+def _chained(
+    kb: KnowledgeBase,
+    generator: Generator,
+    question: str,
+    chain: Chain,
+    hits: Sequence[Hit],
+    o: AskOptions,
+    clock: Clock,
+    style: str,
+) -> Generator_[Event, None, bool]:
+    """Follow the question's chain of relations (`answer.chain`), then answer the last
+    question about the name found; False when a link cannot be followed or the last search
+    finds too little, so that the question is answered whole, as before."""
+
+    def search(name: str) -> list[Hit]:
+        return kb.search(name, k=NAME_HITS, mode=o.mode, filters=o.filters, rerank=False)
+
+    cache = embedding_cache(kb.embedder)
+    links = follow_chain(chain, hits, search, generator, cache)
+    clock.lap("chain")
+    if links is None:
+        return False
+    holder = links[-1].holder
+    last = chain.outer.format(holder)
+    found = kb.search(last, k=o.k, mode=o.mode, filters=o.filters, rerank=o.rerank)
+    own = about(holder, found) or about(holder, search(holder))
+    if own is not None:  # the holder's own passage first: it is always shown, whole
+        found = [own, *(h for h in found if h.chunk_id != own.chunk_id)][: o.k]
+    passages = score_passages(last, found, cache, Analyzer())
+    strength = round(evidence(passages), 4)
+    if strength < EVIDENCE_THRESHOLD:
+        return False
+    decoding = o.decoding or Decoding()
+    whole = passages[:1] if own is not None else []
+    events = _generative(
+        last, passages, generator, cache, clock, strength, o, decoding, style, whole=whole
+    )
+    shown = 0
+    for event in events:
+        if isinstance(event, Retrieved):
+            shown = len(event.passages)
+            event = Retrieved(event.passages + _link_citations(links, shown))
+        elif isinstance(event, Final):
+            event = Final(_with_links(event.answer, question, last, links, shown))
+        yield event
+    return True
+
+
+def _link_citations(links: Sequence[Link], shown: int) -> tuple[Citation, ...]:
+    return tuple(link_citation(shown + i, link) for i, link in enumerate(links, 1))
+
+
+def _with_links(
+    answer: Answer, question: str, last: str, links: Sequence[Link], shown: int
+) -> Answer:
+    """The answer to the last question, as the answer to `question`: it also cites the
+    passage of every link, and a full answer says each link in a sentence of its own."""
+    said = "; ".join(f"{link.statement()[:-1]} [{shown + i}]" for i, link in enumerate(links, 1))
+    note = f'answered as "{last}" ({said})'
+    if answer.note:
+        note = f"{note}; {answer.note}"
+    if not answer.answered:
+        return replace(answer, question=question, note=note)
+    extra = _link_citations(links, shown)
+    numbers = tuple(c.number for c in extra)
+    sentences = list(answer.sentences)
+    if answer.style == "full" or len(sentences) != 1:
+        text = answer.text
+        for citation_, link in zip(extra, links, strict=True):
+            part = append_marker(link.statement(), (citation_.number,))
+            start = len(text) + 1
+            n, span = citation_.number, (citation_.number, citation_.start, citation_.end)
+            end = start + len(part)
+            sentences.append(SentenceSupport(part, start, end, (n,), 1.0, True, evidence=span))
+            text = f"{text} {part}"
+    else:  # a short answer: one phrase, citing the links' passages too
+        only = sentences[0]
+        cites = (*only.cites, *numbers)
+        text = append_marker(strip_citations(only.text), cites)
+        sentences = [replace(only, text=text, end=only.start + len(text), cites=cites)]
+    return replace(
+        answer,
+        question=question,
+        text=text,
+        sentences=tuple(sentences),
+        citations=answer.citations + extra,
+        passages=answer.passages + extra,
+        note=note,
+    )
 
 
 def _extractive(
@@ -229,6 +359,7 @@ def _generative(
     decoding: Decoding,
     style: str,
     hop: Hop | None = None,
+    whole: Sequence[Passage] = (),
 ) -> Iterator[Event]:
     json_schema = o.json_schema
     is_structured = json_schema is not None
@@ -237,7 +368,7 @@ def _generative(
     packed = pack(
         question, passages, generator,
         max_tokens=decoding.max_tokens, budget=budget + BRIDGE_BUDGET * len(bridge),
-        structured=is_structured, style=style, pinned=bridge,
+        structured=is_structured, style=style, pinned=bridge, whole=whole,
     )  # fmt: skip
     clock.lap("pack")
     yield Retrieved(tuple(citation(s) for s in packed.shown))
