@@ -365,3 +365,16 @@ def test_generated_answers_are_held_to_a_cited_phrase(kb: KnowledgeBase) -> None
     schema = {"type": "object", "properties": {"steps": {"type": "string"}}}
     ask(kb, structured, "How do I descale the coffee maker?", json_schema=schema)
     assert structured.grammars == [None]  # the schema's own grammar applies instead
+
+
+def test_a_sentence_two_overlapping_chunks_share_is_quoted_once(kb: KnowledgeBase) -> None:
+    from dataclasses import replace
+
+    from askdocs.answer.pipeline import quoted
+
+    hits = kb.search(ESPRESSO_Q, k=1)
+    twin = replace(hits[0], chunk_id=hits[0].chunk_id + 10_000)  # the overlap of a neighbour
+    passages = score_passages(ESPRESSO_Q, [hits[0], twin], embedding_cache(kb.embedder), Analyzer())
+    answer = quoted(ESPRESSO_Q, passages, 0.9)
+    texts = [s.text.rsplit(" [", 1)[0] for s in answer.sentences]
+    assert texts and len(texts) == len(set(texts))

@@ -197,3 +197,8 @@ def test_quotes_replace_a_refusal_only_when_they_hold_the_question() -> None:
     assert quotes_the_question(asked, storage) is storage
     protein = Answer("q", "Cooked lentils contain roughly 9 grams of protein [1].", True, (soup,))
     assert quotes_the_question("How many calories are in a bowl of lentil soup?", protein) is None
+    # "difference between" shapes the question; the lentils are what it is about.
+    kinds = Answer("q", "Brown or green lentils hold their shape; red lentils break down [1].",
+                   True, (soup,))  # fmt: skip
+    asked = "What is the difference between brown or green lentils and red lentils?"
+    assert quotes_the_question(asked, kinds) is kinds

@@ -150,3 +150,16 @@ def test_a_wrong_number_is_re_pointed_only_to_a_clear_source(embedder: MiniLMEmb
     assert final_text([moved], {1, 2}, strict=False) == answer.replace("[2]", "[1]")
     [kept] = _check(embedder, "Vesuvius buried Rome in 1066 [2].", "What buried?")
     assert not kept.supported and kept.added == ()
+
+
+def test_a_sentence_takes_the_citation_that_ends_its_paragraph(embedder: MiniLMEmbedder) -> None:
+    from askdocs.citations import paragraph_citations
+
+    answer = "Pompeii was buried by Vesuvius in 79. Magma rises through cracks [1].\nTides vary."
+    parts = paragraph_citations(answer, split_answer(answer))
+    assert [p.cites for p in parts] == [(1,), (1,), ()]  # not across the line break
+    assert [p.text for p in parts] == [p.text for p in split_answer(answer)]
+    vectors = embedder.embed([p.claim for p in parts])
+    first, _, last = check(parts, vectors, _sources(embedder, PASSAGES), question="")
+    assert first.supported and first.cites == (1,) and not first.added
+    assert not last.supported and "no citation" in last.problems[0]

@@ -97,7 +97,7 @@ def checked(
 ) -> Answer:
     """Check every sentence's citations; refuse, or keep (strict: only) what is supported."""
     numbered = tuple(citation(s) for s in packed.shown)
-    parts = citations.split_answer(draft)
+    parts = citations.paragraph_citations(draft, citations.split_answer(draft))
     claims = [citations.with_question(p.claim, question) for p in parts]
     checked = tuple(
         citations.check(parts, cache.embed(claims), sources(packed.shown), question=question)

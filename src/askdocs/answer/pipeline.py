@@ -59,9 +59,12 @@ if TYPE_CHECKING:
     from askdocs.kb import KnowledgeBase
 
 
-# Words that shape a question rather than say what it is about ("How long does ...").
+# Words that shape a question rather than say what it is about ("How long does ...", "What
+# is the difference between ...").
 _ASKING_WORDS = """how what when where why who whom whose which do does did can could should
-    would will shall may might must i me my you your we our much many long often tell"""
+    would will shall may might must i me my you your we our much many long often tell
+    between from his her its their they he she it this that these those s difference
+    differences compare"""
 
 SUMMARY_CHUNKS = 60  # chunks of one document a summary chooses from
 
@@ -325,6 +328,13 @@ def quoted(question: str, passages: Sequence[Passage], strength: float) -> Answe
     shown = [Shown(n, p, p.selected()) for n, p in enumerate(candidates(passages), 1)]
     numbered = tuple(citation(s) for s in shown)
     picks = extract([(s.number, s.passage) for s in shown])
+    seen: set[str] = set()  # overlapping chunks hold the same sentence: quote it once
+    unique = []
+    for number, sentence in picks:
+        if sentence.text not in seen:
+            seen.add(sentence.text)
+            unique.append((number, sentence))
+    picks = unique
     parts, sentences, offset = [], [], 0
     for number, sentence in picks:
         part = append_marker(sentence.text, (number,))
