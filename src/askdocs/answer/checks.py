@@ -157,6 +157,25 @@ def append_marker(text: str, numbers: Sequence[int]) -> str:
     return stripped + marker
 
 
+Part = tuple[str, tuple[int, ...], tuple[int, int, int]]  # text, citations, evidence span
+
+
+def settled_sentences(parts: Sequence[Part]) -> tuple[str, tuple[SentenceSupport, ...]]:
+    """The text and checked sentences of an answer said in code from the passages' own
+    facts (quotes, a summary, a date comparison): each part gets its citation marker and is
+    supported by the evidence span it was read from."""
+    texts: list[str] = []
+    sentences: list[SentenceSupport] = []
+    offset = 0
+    for text, numbers, span in parts:
+        part = append_marker(text, numbers)
+        end = offset + len(part)
+        sentences.append(SentenceSupport(part, offset, end, numbers, 1.0, True, evidence=span))
+        texts.append(part)
+        offset = end + 1
+    return " ".join(texts), tuple(sentences)
+
+
 def check_schema(schema: dict[str, Any]) -> None:
     import jsonschema
 

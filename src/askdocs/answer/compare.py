@@ -22,10 +22,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from askdocs.answer.checks import append_marker
+from askdocs.answer.checks import settled_sentences
 from askdocs.answer.hops import _JOINERS
 from askdocs.answer.packing import choices
-from askdocs.types import Answer, Citation, Hit, SentenceSupport
+from askdocs.types import Answer, Citation, Hit
 
 _MONTHS = (
     "january", "february", "march", "april", "may", "june",
@@ -196,27 +196,19 @@ def answer(
             subject = f"{f.person}, the {what.role} of {f.choice}," if f.person else f.choice
             parts.append((f"{subject} {f.said}.", tuple(cites[f.choice])))
         parts[0] = (f"{best.choice}.", parts[0][1])
-    sentences, texts, offset = [], [], 0
     citations = {c.number: c for c in numbered.values()}
-    for text, numbers in parts:
-        part = append_marker(text, numbers)
-        c = citations[numbers[-1]]
-        span = (c.number, c.start, c.end)
-        sentences.append(
-            SentenceSupport(part, offset, offset + len(part), numbers, 1.0, True, evidence=span)
-        )
-        texts.append(part)
-        offset += len(part) + 1
+    spans = {n: (n, c.start, c.end) for n, c in citations.items()}
+    text, sentences = settled_sentences([(t, ns, spans[ns[-1]]) for t, ns in parts])
     said = "; ".join(
         f"{f.choice}: {f.person + ' ' if f.person else ''}{f.said}" for f in (first, second)
     )
     ordered = tuple(citations[n] for n in sorted(citations))
     return Answer(
         question=question,
-        text=" ".join(texts),
+        text=text,
         answered=True,
         citations=ordered,
-        sentences=tuple(sentences),
+        sentences=sentences,
         passages=ordered,
         mode="compared",
         style=style,

@@ -21,6 +21,7 @@ from askdocs.answer.checks import (
     check_schema,
     checked,
     refusal,
+    settled_sentences,
     structured,
 )
 from askdocs.answer.compare import NAME_HITS, about, asked, compare
@@ -180,12 +181,16 @@ def _compared(
     clock.lap("compare")
     if result is None:
         return False
-    answer = compared_answer(question, *result, style=style, evidence=strength)
+    yield from _settled(compared_answer(question, *result, style=style, evidence=strength), clock)
+    return True
+
+
+def _settled(answer: Answer, clock: Clock) -> Iterator[Event]:
+    """The events of an answer made in code: its passages, its whole text, the answer."""
     yield Retrieved(answer.passages)
     yield _token(answer.text, clock)
     timings = {**clock.total(), "time_to_first_token": round(clock.first_token, 4)}
     yield Final(replace(answer, timings=timings))
-    return True
 
 
 def _summary(
@@ -204,10 +209,7 @@ def _summary(
     clock.lap("summarise")
     if answer is None:
         return False
-    yield Retrieved(answer.passages)
-    yield _token(answer.text, clock)
-    timings = {**clock.total(), "time_to_first_token": round(clock.first_token, 4)}
-    yield Final(replace(answer, timings=timings))
+    yield from _settled(answer, clock)
     return True
 
 
@@ -335,23 +337,14 @@ def quoted(question: str, passages: Sequence[Passage], strength: float) -> Answe
             seen.add(sentence.text)
             unique.append((number, sentence))
     picks = unique
-    parts, sentences, offset = [], [], 0
-    for number, sentence in picks:
-        part = append_marker(sentence.text, (number,))
-        evidence_span = (number, sentence.start, sentence.end)
-        end = offset + len(part)
-        sentences.append(
-            SentenceSupport(part, offset, end, (number,), 1.0, True, evidence=evidence_span)
-        )
-        parts.append(part)
-        offset = end + 1
+    text, sentences = settled_sentences([(s.text, (n,), (n, s.start, s.end)) for n, s in picks])
     cited = {n for n, _ in picks}
     return Answer(
         question=question,
-        text=" ".join(parts),
+        text=text,
         answered=True,
         citations=tuple(c for c in numbered if c.number in cited),
-        sentences=tuple(sentences),
+        sentences=sentences,
         passages=numbered,
         mode="extractive",
         evidence=strength,

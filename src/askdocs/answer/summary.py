@@ -25,10 +25,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from askdocs.answer.checks import append_marker
+from askdocs.answer.checks import settled_sentences
 from askdocs.answer.packing import Shown, citation
 from askdocs.extractive import Passage
-from askdocs.types import Answer, SentenceSupport
+from askdocs.types import Answer
 
 SECTIONS = 6  # sentences in a summary: one per chunk, chunks spread over the document
 MIN_WORDS = 5  # a heading ("STORAGE") or a label is not a sentence to summarise with
@@ -133,21 +133,19 @@ def summarise(question: str, passages: Sequence[Passage], strength: float) -> An
         picks = [picks[int(i * step)] for i in range(SECTIONS)]
     shown = [Shown(n, p, (i,)) for n, (p, i) in enumerate(picks, 1)]
     citations = tuple(citation(s) for s in shown)
-    parts, sentences, offset = [], [], 0
-    for s, c in zip(shown, citations, strict=True):
-        part = append_marker(_body(s.text), (s.number,))
-        end = offset + len(part)
-        span = (s.number, c.start, c.end)
-        sentences.append(SentenceSupport(part, offset, end, (s.number,), 1.0, True, evidence=span))
-        parts.append(part)
-        offset = end + 1
+    text, sentences = settled_sentences(
+        [
+            (_body(s.text), (s.number,), (s.number, c.start, c.end))
+            for s, c in zip(shown, citations, strict=True)
+        ]
+    )
     title = picks[0][0].hit.title
     return Answer(
         question=question,
-        text=" ".join(parts),
+        text=text,
         answered=True,
         citations=citations,
-        sentences=tuple(sentences),
+        sentences=sentences,
         passages=citations,
         mode="summary",
         style="full",
