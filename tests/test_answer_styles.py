@@ -202,3 +202,16 @@ def test_quotes_replace_a_refusal_only_when_they_hold_the_question() -> None:
                    True, (soup,))  # fmt: skip
     asked = "What is the difference between brown or green lentils and red lentils?"
     assert quotes_the_question(asked, kinds) is kinds
+
+
+def test_a_question_asking_where_is_answered_without_digits(kb: KnowledgeBase) -> None:
+    from llama_cpp import LlamaGrammar
+
+    generator = FakeGenerator(["in the machine [1]"])
+    for asked in ("Where does limescale build up", "When does limescale build up"):
+        question = f"{asked} in an espresso machine?"
+        list(stream_answer(kb, generator, question, style="short", hops=1))
+    where, when = generator.grammars
+    assert where is not None and "0-9" in where.splitlines()[1]
+    assert when is not None and "0-9" not in when
+    LlamaGrammar.from_string(where, verbose=False)

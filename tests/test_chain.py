@@ -181,3 +181,29 @@ def test_the_module_examples_hold() -> None:
 
     assert doctest.testmod(chain).failed == 0
     assert doctest.testmod(compare).failed == 0
+
+
+def test_of_two_founders_the_one_whose_passage_answers_is_followed(make_kb: MakeKb) -> None:
+    kb = make_kb()
+    texts = [
+        "Les Films du Losange\nLes Films du Losange is a French film company founded by Barbet "
+        "Schroeder and Éric Rohmer in 1962.",
+        "Barbet Schroeder\nBarbet Schroeder is a film director and producer born in Tehran.",
+        "Éric Rohmer\nÉric Rohmer was a film critic and novelist. He worked as editor-in-chief "
+        "of the magazine Cahiers du cinéma.",
+        *DISTRACTORS,
+    ]
+    kb.ingest_documents(
+        [Document(f"wiki://{n}", t, t.split("\n")[0], "txt") for n, t in enumerate(texts)]
+    )
+    question = "Where does the founder of Les Films du Losange work?"
+    chain = decompose(question)
+    assert chain is not None
+    links = follow_chain(chain, [], kb.search, FakeGenerator(), embedding_cache(kb.embedder))
+    assert links is not None and links[0].holder == "Barbet Schroeder"
+    assert links[0].others == ("Éric Rohmer",)
+    generator = FakeGenerator(["Cahiers du cinéma [1]"])
+    answer = ask(kb, generator, question, AskOptions(k=2, style="short"))
+    assert generator.calls[0][1].content.endswith("Question: Where does Éric Rohmer work?")
+    assert answer.answered and "Éric Rohmer" in answer.note
+    assert answer.citations[0].path == "wiki://2"

@@ -28,7 +28,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from askdocs.answer.compare import _BY, _citation, _holder, _sentence_around, all_about
+from askdocs.answer.compare import (
+    _BY,
+    _citation,
+    _holder,
+    _name_at,
+    _sentence_around,
+    all_about,
+)
 from askdocs.answer.hops import _JOINERS, _names
 from askdocs.answer.packing import REFUSAL, choice_grammar, choices, pack
 from askdocs.citations import strip_citations
@@ -64,6 +71,7 @@ _OF = re.compile(
 _POSSESSIVE = re.compile(rf"['\u2019]s ({_RELATION})\b", re.IGNORECASE)
 # An outer question that asks for the last link's holder itself: that link stays in it.
 _TRIVIAL = frozenset(("who is", "who was", "who's", "what is", "what was", "name"))
+MAX_HOLDERS = 3  # co-holders of a role considered ("founded by A, B and C")
 TRIES = 2  # passages about a name tried for a link ("Crow foot may refer to:" first)
 MAX_LINKS = 3  # links followed before answering; more is not a question people ask
 BRIDGE_TOKENS = 24  # the longest name the model may pick
@@ -88,6 +96,7 @@ class Link:
     hit: Hit
     start: int
     end: int
+    others: tuple[str, ...] = ()  # more holders the text names ("by A and B")
 
     def statement(self) -> str:
         return f"The {self.relation} of {self.entity} is {self.holder}."
@@ -234,7 +243,31 @@ def _by_role(entity: str, relation: str, hit: Hit) -> Link | None:
     if named is None:
         return None
     name, start, end = named
-    return Link(entity, relation, name, hit, start, end)
+    return Link(entity, relation, name, hit, start, end, tuple(co_holders(hit.text, name)))
+
+
+_AND = re.compile(r",? and |, ")
+
+
+def co_holders(text: str, name: str) -> list[str]:
+    """The names listed right after `name` in `text` ("founded by A and B" -> [B]).
+
+    >>> co_holders("founded in 1962 by Barbet Schroeder and Éric Rohmer.", "Barbet Schroeder")
+    ['Éric Rohmer']
+    >>> co_holders("directed by Steno, starring Totò.", "Steno")
+    []
+    """
+    at = text.find(name)
+    rest = text[at + len(name) : at + len(name) + 160] if at >= 0 else ""
+    names: list[str] = []
+    while (joint := _AND.match(rest)) is not None and len(names) < MAX_HOLDERS:
+        following = rest[joint.end() :]
+        found = _name_at(following)
+        if found is None or not following.startswith(found):
+            break
+        names.append(found)
+        rest = following[len(found) :]
+    return names
 
 
 def _by_model(

@@ -8,6 +8,7 @@ prompt is counted with the model's own tokenizer before generation.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -130,15 +131,20 @@ def messages_for(
     return (Message("system", system), Message("user", user_prompt(question, shown)))
 
 
-def answer_grammar(passages: int) -> str:
-    """GBNF for a short answer: a phrase on one line, then one citation of a shown passage.
+def answer_grammar(passages: int, *, digits: bool = True) -> str:
+    """GBNF for a short answer: a phrase on one line, then one citation of a shown passage;
+    without `digits`, a phrase with no digit (a place: "Where did he die?" was answered
+    with the death date, which stood next to the place in the passage).
 
     >>> print(answer_grammar(3))
     root ::= phrase " [" [1-3] "]"
     phrase ::= [^\\[\\]\\n]{2,120}
+    >>> print(answer_grammar(1, digits=False).splitlines()[1])
+    phrase ::= [^\\[\\]\\n0-9]{2,120}
     """
     numbers = f"[1-{passages}]" if passages > 1 else '"1"'
-    return f'root ::= phrase " [" {numbers} "]"\nphrase ::= [^\\[\\]\\n]{{2,{ANSWER_CHARS}}}'
+    banned = "\\[\\]\\n" + ("" if digits else "0-9")
+    return f'root ::= phrase " [" {numbers} "]"\nphrase ::= [^{banned}]{{2,{ANSWER_CHARS}}}'
 
 
 def full_grammar(passages: int, *, cjk: bool = False) -> str:
@@ -181,8 +187,23 @@ def grammar_for(style: str, packed: Packed, question: str = "") -> str | None:
         return None
     if style != "full":
         offered = choices(question)
-        return choice_grammar(offered, n) if offered else answer_grammar(n)
+        if offered:
+            return choice_grammar(offered, n)
+        return answer_grammar(n, digits=not asks_where(question))
     return full_grammar(n, cjk=any(has_cjk(m.content) for m in packed.messages))
+
+
+def asks_where(question: str) -> bool:
+    """Whether the question asks for a place: "Where ...?", "In which city ...?".
+
+    >>> asks_where("Where was Henry Edwards born?"), asks_where("When did he die?")
+    (True, False)
+    """
+    lowered = question.lower().lstrip()
+    return lowered.startswith("where ") or bool(_PLACE_ASKED.match(lowered))
+
+
+_PLACE_ASKED = re.compile(r"(?:in|at|from) (?:which|what) (?:city|country|town|place|state)\b")
 
 
 def choices(question: str) -> tuple[str, str] | None:

@@ -235,18 +235,23 @@ def _chained(
     clock.lap("chain")
     if links is None:
         return False
-    holder = links[-1].holder
-    last = chain.outer.format(holder)
-    found = kb.search(last, k=o.k, mode=o.mode, filters=o.filters, rerank=o.rerank)
-    own = about(holder, found) or about(holder, search(holder))
-    if own is not None:  # the holder's own passage first: it is always shown, whole
-        found = [own, *(h for h in found if h.chunk_id != own.chunk_id)][: o.k]
-    passages = score_passages(last, found, cache, Analyzer())
-    strength = round(evidence(passages), 4)
+    # "founded by A and B": the holder whose own passage best answers the last question
+    tried = []
+    for holder in (links[-1].holder, *links[-1].others):
+        last = chain.outer.format(holder)
+        found = kb.search(last, k=o.k, mode=o.mode, filters=o.filters, rerank=o.rerank)
+        own = about(holder, found) or about(holder, search(holder))
+        if own is not None:  # the holder's own passage first: it is always shown, whole
+            found = [own, *(h for h in found if h.chunk_id != own.chunk_id)][: o.k]
+        passages = score_passages(last, found, cache, Analyzer())
+        tried.append((round(evidence(passages), 4), own is not None, holder, last, passages))
+    strength, owned, holder, last, passages = max(tried, key=lambda t: (t[0], t[1]))
+    if holder != links[-1].holder:
+        links[-1] = replace(links[-1], holder=holder, others=())
     if strength < EVIDENCE_THRESHOLD:
         return False
     decoding = o.decoding or Decoding()
-    whole = passages[:1] if own is not None else []
+    whole = passages[:1] if owned else []
     events = _generative(
         last, passages, generator, cache, clock, strength, o, decoding, style, whole=whole
     )
