@@ -59,6 +59,9 @@ def _search_nothing(name: str) -> list[Hit]:
         ("Who died first, A or B?", True, "death", None),
         ("Which film has the director who died later, A or B?", False, "death", "director"),
         ("Which film whose director is younger, A or B?", False, "birth", "director"),
+        ("Was Ausaf Ali or Steven Perry born first?", True, "birth", None),
+        ("Who was born first out of Peter Haslop and Barbara Nawratowicz?", True, "birth", None),
+        ("Was Der Wixxer or The Butterfly Room released first?", True, "event", None),
     ],
 )
 def test_the_question_says_which_date_and_which_order(
@@ -193,3 +196,18 @@ def test_a_comparison_the_code_cannot_settle_goes_to_the_model(make_kb: MakeKb) 
     answer = ask(kb, generator, "Which film is better, Der Wixxer or The Butterfly Room?",
                  AskOptions(style="short"))  # fmt: skip
     assert answer.mode == "generative" and len(generator.calls) == 1
+
+
+def test_a_title_with_a_comma_is_read_whole() -> None:
+    romeo = "Romeo, Juliet and Darkness is a 1960 Czechoslovak film directed by Jiří Weiss."
+    weiss = "Jiří Weiss (29 March 1913 \u2013 9 April 2004) was a Czech film director."
+    hits = [*HITS, _hit(20, "Romeo, Juliet and Darkness", romeo), _hit(21, "Jiří Weiss", weiss)]
+    question = (
+        "Which film has the director who died later, Romeo, Juliet And Darkness or Her Luck In "
+        "London?"
+    )
+    result = compare(question, hits, _search_nothing)
+    assert result is not None
+    what, first, second = result
+    assert what.choices[0] == "Romeo, Juliet And Darkness" and first.person == "Jiří Weiss"
+    assert winner(what, first, second).choice == "Romeo, Juliet And Darkness"  # 2004 > 1967

@@ -114,17 +114,60 @@ class Found:
     sources: tuple[tuple[Hit, int, int], ...]  # (passage, start, end of the sentence used)
 
 
+def offered(question: str) -> tuple[str, str] | None:
+    """The two things a comparison question names: "..., A or B?" (`packing.choices`), "Was A
+    or B born first?", "Who was born first out of A and B?".
+
+    >>> offered("Was Ausaf Ali or Steven Perry born first?")
+    ('Ausaf Ali', 'Steven Perry')
+    >>> offered("Who was born first out of Peter Haslop and Barbara Nawratowicz?")
+    ('Peter Haslop', 'Barbara Nawratowicz')
+    """
+    found = choices(question)
+    if found is not None:
+        return found
+    text = question.strip().rstrip("?").strip()
+    lowered = text.lower()
+    out_of = lowered.rfind(" out of ")
+    if out_of >= 0:
+        rest = text[out_of + len(" out of ") :]
+        at = rest.rfind(" and ")
+        pair = (rest[:at].strip(), rest[at + 5 :].strip()) if at > 0 else None
+        return pair if pair and all(pair) else None
+    first_word, _, rest = text.partition(" ")
+    if first_word.lower() in ("was", "is", "did", "does") and " or " in rest:
+        first, _, second = rest.partition(" or ")
+        words = second.split(" ")
+        cut = len(words)
+        while cut > 1 and words[cut - 1].isalpha() and words[cut - 1].islower():
+            cut -= 1  # "... born first": the words after the second name
+        second = " ".join(words[:cut])
+        if first.strip() and second and first[:1].isupper() and second[:1].isupper():
+            return first.strip(), second
+    return None
+
+
 def asked(question: str) -> Asked | None:
     """The comparison `question` asks for, or None when it is not a comparison of dates."""
-    offered = choices(question)
-    if offered is None:
+    named = offered(question)
+    if named is None:
         return None
-    asking = question.lower()[: question.lower().rfind(offered[0].lower())]
+    lowered = question.lower()
+    # What the question says besides the two names: "which film came out first", "was ...
+    # born first", "who was born first out of".
+    asking = lowered
+    for name in reversed(named):
+        at = asking.rfind(name.lower())
+        asking = asking[:at] + " " + asking[at + len(name) :] if at >= 0 else asking
     role_match = _ROLE.search(asking)
     role = role_match.group(1) if role_match else None
-    person = role is not None or asking.startswith("who")
+    person = (
+        role is not None
+        or asking.startswith("who")
+        or bool(_BIRTH.search(asking) or _DEATH.search(asking))
+    )
     if _LONGER.search(asking):
-        return Asked(offered, False, "lifespan", role) if person else None
+        return Asked(named, False, "lifespan", role) if person else None
     earliest = bool(_EARLIEST.search(asking))
     if earliest == bool(_LATEST.search(asking)):
         return None  # neither or both: not a question of order
@@ -136,7 +179,7 @@ def asked(question: str) -> Asked | None:
         return None  # "Who came first" of two people: not a date this module reads
     else:
         event = "event"
-    return Asked(offered, earliest, event, role)
+    return Asked(named, earliest, event, role)
 
 
 Search = Callable[[str], Sequence[Hit]]
@@ -150,11 +193,30 @@ def compare(
     what = asked(question)
     if what is None:
         return None
-    found = [_find(choice, what, list(hits), search) for choice in what.choices]
-    first, second = found
+    first, second = (_find(choice, what, list(hits), search) for choice in what.choices)
+    longer = _with_comma(question, what.choices[0])
+    if first is None and longer is not None:  # "..., Romeo, Juliet And Darkness or ...?"
+        what = Asked((longer, what.choices[1]), what.earliest, what.event, what.role)
+        first = _find(longer, what, list(hits), search)
     if first is None or second is None or _order(first, second) == 0:
         return None
     return what, first, second
+
+
+def _with_comma(question: str, first: str) -> str | None:
+    """The first choice with the words before its comma, when a title holds one: "Which film
+    has the director who died later, Romeo, Juliet And Darkness or I Can Explain?" is read as
+    "Juliet And Darkness" first.
+
+    >>> _with_comma("Which came first, Romeo, Juliet And Darkness or X?", "Juliet And Darkness")
+    'Romeo, Juliet And Darkness'
+    """
+    at = question.find(f", {first} or ")
+    before = question.rfind(", ", 0, at)
+    if at < 0 or before < 0:
+        return None
+    words = question[before + 2 : at]
+    return f"{words}, {first}" if words[:1].isupper() and len(words.split()) <= 4 else None
 
 
 def _order(first: Found, second: Found) -> int:
