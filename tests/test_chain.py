@@ -177,10 +177,12 @@ def test_a_chain_that_cannot_be_followed_falls_back_to_the_whole_question(
 def test_the_module_examples_hold() -> None:
     import doctest
 
-    from askdocs.answer import chain, compare
+    from askdocs.answer import chain, compare, hops, names
 
     assert doctest.testmod(chain).failed == 0
     assert doctest.testmod(compare).failed == 0
+    assert doctest.testmod(names).failed == 0
+    assert doctest.testmod(hops).failed == 0
 
 
 def test_of_two_founders_the_one_whose_passage_answers_is_followed(make_kb: MakeKb) -> None:

@@ -28,15 +28,16 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from askdocs.answer.compare import (
-    _BY,
-    _citation,
-    _holder,
-    _name_at,
-    _sentence_around,
+from askdocs.answer.names import (
+    JOINERS,
+    ROLES_BY,
     all_about,
+    co_holders,
+    holder,
+    sentence_around,
+    sentence_citation,
+    titled_names,
 )
-from askdocs.answer.hops import _JOINERS, _names
 from askdocs.answer.packing import REFUSAL, choice_grammar, choices, pack
 from askdocs.citations import strip_citations
 from askdocs.extractive import EmbeddingCache, score_passages
@@ -48,7 +49,7 @@ _KIN = (
     "father|mother|parent|spouse|husband|wife|son|daughter|child|brother|sister|sibling|"
     "stepfather|stepmother"
 )
-_ROLES = "|".join(_BY)
+_ROLES = "|".join(ROLES_BY)
 # Kinship words that are two links, innermost first.
 _TWO_LINKS = {
     "paternal grandfather": ("father", "father"),
@@ -71,7 +72,6 @@ _OF = re.compile(
 _POSSESSIVE = re.compile(rf"['\u2019]s ({_RELATION})\b", re.IGNORECASE)
 # An outer question that asks for the last link's holder itself: that link stays in it.
 _TRIVIAL = frozenset(("who is", "who was", "who's", "what is", "what was", "name"))
-MAX_HOLDERS = 3  # co-holders of a role considered ("founded by A, B and C")
 TRIES = 2  # passages about a name tried for a link ("Crow foot may refer to:" first)
 MAX_LINKS = 3  # links followed before answering; more is not a question people ask
 BRIDGE_TOKENS = 24  # the longest name the model may pick
@@ -186,14 +186,14 @@ def _name_start(text: str, end: int) -> int | None:
         token = word.group().rstrip(",")
         if token[:1].isupper() or token[:1].isdigit() or token[:1] == "(":
             start = word.start()
-        elif token.lower() in _JOINERS and start is not None:
+        elif token.lower() in JOINERS and start is not None:
             continue
         else:
             break
     if start is None:
         return None
     # A joiner cannot start a name: "of Frederick" -> "Frederick".
-    while text[start:end].split(" ", 1)[0].lower() in _JOINERS and " " in text[start:end]:
+    while text[start:end].split(" ", 1)[0].lower() in JOINERS and " " in text[start:end]:
         start = text.index(" ", start) + 1
     return start
 
@@ -237,37 +237,13 @@ def _passages_about(name: str, hits: Sequence[Hit], search: Search) -> list[Hit]
 
 def _by_role(entity: str, relation: str, hit: Hit) -> Link | None:
     """A role the passage states in a fixed form ("directed by Henry Edwards")."""
-    if relation not in _BY:
+    if relation not in ROLES_BY:
         return None
-    named = _holder(hit.text, relation)
+    named = holder(hit.text, relation)
     if named is None:
         return None
     name, start, end = named
     return Link(entity, relation, name, hit, start, end, tuple(co_holders(hit.text, name)))
-
-
-_AND = re.compile(r",? and |, ")
-
-
-def co_holders(text: str, name: str) -> list[str]:
-    """The names listed right after `name` in `text` ("founded by A and B" -> [B]).
-
-    >>> co_holders("founded in 1962 by Barbet Schroeder and Éric Rohmer.", "Barbet Schroeder")
-    ['Éric Rohmer']
-    >>> co_holders("directed by Steno, starring Totò.", "Steno")
-    []
-    """
-    at = text.find(name)
-    rest = text[at + len(name) : at + len(name) + 160] if at >= 0 else ""
-    names: list[str] = []
-    while (joint := _AND.match(rest)) is not None and len(names) < MAX_HOLDERS:
-        following = rest[joint.end() :]
-        found = _name_at(following)
-        if found is None or not following.startswith(found):
-            break
-        names.append(found)
-        rest = following[len(found) :]
-    return names
 
 
 def _by_model(
@@ -297,28 +273,10 @@ def _by_model(
     if holder not in names:
         return None
     at = hit.text.find(holder)
-    start, end = _sentence_around(hit.text, max(at, 0))
+    start, end = sentence_around(hit.text, max(at, 0))
     return Link(entity, relation, holder, hit, start, end)
-
-
-def titled_names(sentence: str) -> list[str]:
-    """The sentence's names, a title in apposition kept with its name: "a daughter of
-    Charles, Duke of Vendôme, and Françoise" -> "Charles, Duke of Vendôme", "Françoise".
-
-    >>> titled_names("She was a daughter of Charles, Duke of Vendôme, and Françoise.")
-    ['She', 'Charles, Duke of Vendôme', 'Françoise']
-    """
-    names = _names(sentence)
-    out: list[str] = []
-    for name in names:
-        joined = f"{out[-1]}, {name}" if out else ""
-        if joined and " of " in name and joined in sentence:
-            out[-1] = joined
-        else:
-            out.append(name)
-    return out
 
 
 def link_citation(number: int, link: Link) -> Citation:
     """The passage a link was read from, cited by the sentence that states it."""
-    return _citation(number, link.hit, link.start, link.end)
+    return sentence_citation(number, link.hit, link.start, link.end)

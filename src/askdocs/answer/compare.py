@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from askdocs.answer.checks import settled_sentences
-from askdocs.answer.hops import _JOINERS
+from askdocs.answer.names import ROLES_BY, about, holder, sentence_around, sentence_citation
 from askdocs.answer.packing import choices
 from askdocs.types import Answer, Citation, Hit
 
@@ -50,24 +50,8 @@ _LONGER = re.compile(r"\blived longer\b|\blonger life\b|\blived the longest\b")
 _BIRTH = re.compile(r"\bborn\b|\bbirth\b|\bolder\b|\boldest\b|\byounger\b|\byoungest\b")
 _DEATH = re.compile(r"\bdied\b|\bdie\b|\bdeath\b|\bpassed away\b")
 
-# The role a question names the compared person through, and how a passage names that person.
-_BY = {
-    "director": "directed by|film by",
-    "producer": "produced by",
-    "composer": "composed by|music by|score by",
-    "writer": "written by",
-    "author": "written by",
-    "performer": "performed by|recorded by|sung by",
-    "founder": "founded by",
-    "creator": "created by",
-    "designer": "designed by",
-    "architect": "designed by",
-    "developer": "developed by",
-    "publisher": "published by",
-}
-_ROLE = re.compile(rf"\b(?:the|whose) ({'|'.join(_BY)})\b")
+_ROLE = re.compile(rf"\b(?:the|whose) ({'|'.join(ROLES_BY)})\b")
 NAME_HITS = 4  # passages searched for a name the first passages do not hold
-_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z]|\s*$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +230,7 @@ def answer(
         for hit, start, end in found.sources:
             key = (hit.chunk_id, start)
             if key not in numbered:
-                numbered[key] = _citation(len(numbered) + 1, hit, start, end)
+                numbered[key] = sentence_citation(len(numbered) + 1, hit, start, end)
     cites = {
         f.choice: [numbered[(h.chunk_id, s)].number for h, s, _ in f.sources]
         for f in (first, second)
@@ -287,7 +271,7 @@ def _find(choice: str, what: Asked, hits: list[Hit], search: Search) -> Found | 
     person = None
     target = own
     if what.role is not None:
-        named = _holder(own.text, what.role)
+        named = holder(own.text, what.role)
         if named is None:
             return None
         person, start, end = named
@@ -301,84 +285,6 @@ def _find(choice: str, what: Asked, hits: list[Hit], search: Search) -> Found | 
     date, years, said, start, end = dated
     sources.append((target, start, end))
     return Found(choice, date, years, said, person, tuple(sources))
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().replace("\u2019", "'").split())
-
-
-def _base(name: str) -> str:
-    """The name without a trailing "(1993 film)" or "(director)"."""
-    at = name.find(" (")
-    return name[:at] if at > 0 and name.endswith(")") else name
-
-
-def about(name: str, hits: Sequence[Hit]) -> Hit | None:
-    """The passage about `name`: titled with it, or opening with it."""
-    found = all_about(name, hits)
-    return found[0] if found else None
-
-
-def all_about(name: str, hits: Sequence[Hit]) -> list[Hit]:
-    """Every passage about `name`, those titled with it first, in the order of `hits`."""
-    full, base = _norm(name), _norm(_base(name))
-    titled = [h for h in hits if {full, base} & {_norm(h.title), _norm(h.heading or "")}]
-    opening = []
-    for hit in hits:
-        start = _norm(hit.text[: len(name) + 40])
-        if hit not in titled and (
-            start.startswith(full)
-            or (start.startswith(base) and start[len(base) : len(base) + 1] in (" ", "(", ",", ""))
-        ):
-            opening.append(hit)
-    return titled + opening
-
-
-def _holder(text: str, role: str) -> tuple[str, int, int] | None:
-    """Who holds `role` according to `text` ("... directed by Steno."), with the span of the
-    sentence saying so."""
-    by = re.compile(rf"\b(?:{_BY[role]})[ \u00a0]{{1,3}}", re.IGNORECASE)
-    match = by.search(text)
-    if match is None:
-        return None
-    name = _name_at(text[match.end() : match.end() + 120])
-    if name is None:
-        return None
-    start, end = _sentence_around(text, match.start())
-    return name, start, end
-
-
-def _name_at(text: str) -> str | None:
-    """The name `text` starts with: capitalised words and joiners, up to the end of the
-    sentence or clause ("Edwin L. Marin. The film ..." -> "Edwin L. Marin").
-
-    >>> _name_at("Edwin L. Marin. The film stars")
-    'Edwin L. Marin'
-    >>> _name_at("Barbet Schroeder and Éric Rohmer in 1962.")
-    'Barbet Schroeder'
-    >>> _name_at("and starring Harry Piel.")
-    'Harry Piel'
-    """
-    words: list[str] = []
-    split = text.split()[:12]
-    # "directed by and starring Harry Piel", "directed by the film's star Phillip Rhee"
-    lead = next((i for i, w in enumerate(split[:5]) if w[0].isupper()), 0)
-    if any(w[-1] in ".,;:!?" for w in split[:lead]):
-        return None
-    for word in split[lead : lead + 8]:
-        bare = word.rstrip(".,;:!?)\"'")
-        if bare and bare[0].isupper():
-            words.append(bare if len(bare) > 1 or not word.endswith(".") else word[:2])
-        elif words and word.lower() in _JOINERS:
-            words.append(word)
-            continue
-        else:
-            break
-        if word != bare and not (len(bare) == 1 and word.endswith(".")):
-            break  # punctuation after a word (not an initial) ends the name
-    while words and words[-1].lower() in _JOINERS:
-        words.pop()
-    return " ".join(words) or None
 
 
 def _dated(hit: Hit, event: str) -> tuple[Date | None, float, str, int, int] | None:
@@ -409,9 +315,9 @@ def _dated(hit: Hit, event: str) -> tuple[Date | None, float, str, int, int] | N
         if match is None:
             return None
         date = _date(match)
-        start, end = _sentence_around(text, match.start())
+        start, end = sentence_around(text, match.start())
         return date, 0.0, f"dates from {date.text()}", start, end
-    start, end = _sentence_around(text, max(at, 0))
+    start, end = sentence_around(text, max(at, 0))
     if event == "birth" and born is not None:
         return born, 0.0, f"was born {_on(born)}", start, end
     if event == "death" and died is not None:
@@ -463,30 +369,3 @@ def _years(date: Date) -> float:
 
 def _on(date: Date) -> str:
     return f"on {date.text()}" if date.day else f"in {date.text()}"
-
-
-def _sentence_around(text: str, at: int) -> tuple[int, int]:
-    start = 0
-    for match in _SENTENCE_END.finditer(text, 0, at):
-        start = match.end()
-    end_match = _SENTENCE_END.search(text, at)
-    end = end_match.end() if end_match else len(text)
-    while start < end and text[start].isspace():
-        start += 1
-    return start, end
-
-
-def _citation(number: int, hit: Hit, start: int, end: int) -> Citation:
-    """`hit` cited by the sentence at [start, end) of its text (document offsets kept)."""
-    return Citation(
-        number=number,
-        chunk_id=hit.chunk_id,
-        path=hit.path,
-        title=hit.title,
-        page=hit.page,
-        start=hit.start + start,
-        end=hit.start + end,
-        text=hit.text[start:end],
-        score=hit.score,
-        spans=((hit.start + start, hit.start + end),),
-    )

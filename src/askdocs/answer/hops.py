@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from askdocs.answer.names import names_in
 from askdocs.extractive import EmbeddingCache, Passage, score_passages
 from askdocs.text import Analyzer
 
@@ -31,10 +32,6 @@ BRIDGE_SOURCES = 3  # first-hop passages whose best sentences name the bridge
 MAX_BRIDGES = 4  # names added to the second query
 NEW_PASSAGES = 2  # at most, from the second retrieval
 BRIDGE_BUDGET = 70  # prompt tokens added to the passage budget per bridge passage
-
-# Words that join the parts of a name: "Les Films du Losange", "Leonardo da Vinci".
-_JOINERS = frozenset(("of", "the", "de", "du", "da", "di", "von", "van", "der", "la", "le", "del"))
-_WORDS = re.compile(r"[^\W\d_][\w'\u2019.-]*|\S")  # a word, or any other character
 
 
 # Relations that name one entity through another ("the director of film X", "X's father").
@@ -107,31 +104,11 @@ def bridge_terms(question: str, sentences: Sequence[str], limit: int = MAX_BRIDG
     asked = set(Analyzer(stem=False, stopwords=False).tokens(question))
     names: list[str] = []
     for sentence in sentences:
-        for name in _names(sentence):
+        for name in names_in(sentence):
             words = set(Analyzer(stem=False, stopwords=False).tokens(name))
             if words and not words <= asked and name not in names:
                 names.append(name)
     return names[:limit]
-
-
-def _names(sentence: str) -> list[str]:
-    """Runs of capitalised words, joined by lowercase joiners, without a leading joiner."""
-    names, run, pending = [], [], []
-    for word in _WORDS.findall(sentence):
-        if word[0].isupper():
-            run.extend(pending)
-            run.append(word.rstrip(".,"))
-            pending = []
-        elif run and word.lower() in _JOINERS:
-            pending.append(word)
-        else:
-            if run:
-                names.append(" ".join(run))
-            run, pending = [], []
-    if run:
-        names.append(" ".join(run))
-    # A lone capitalised word that starts a sentence ("The", "In") is not a name.
-    return [n for n in names if " " in n or (n.lower() not in _JOINERS and len(n) > 2)]
 
 
 def follow(

@@ -24,10 +24,11 @@ from askdocs.answer.checks import (
     settled_sentences,
     structured,
 )
-from askdocs.answer.compare import NAME_HITS, about, asked, compare
+from askdocs.answer.compare import NAME_HITS, asked, compare
 from askdocs.answer.compare import answer as compared_answer
 from askdocs.answer.events import Clock, Event, Final, Retrieved, Token
 from askdocs.answer.hops import BRIDGE_BUDGET, Hop, follow, named_bridge, needs_bridge
+from askdocs.answer.names import about
 from askdocs.answer.options import AskOptions, options_of
 from askdocs.answer.packing import (
     FULL_BUDGET,
