@@ -12,6 +12,10 @@ Engines (BM25 k1=1.2, b=0.75 wherever it can be set):
   stores no copy of the terms, so a delete must hand them back (`'delete'` command).
 - `tantivy`: tantivy 0.27 with the Analyzer's terms on its `whitespace` tokenizer.
 - `tantivy-en_stem`: tantivy's own `en_stem` analyzer on the raw text (no stop words).
+- `tantivy-kind`: `tantivy` with an indexed `kind` field per chunk; the 10% filter is a term
+  query on it (how a store would filter by kind) instead of a set of chunk ids.
+- `tantivy-path`: the same with a `path` per document of about 8 chunks; the filter is a
+  regular expression over paths (`/corpus/0/.*`), as a path glob would become.
 
 SciFact: the chunks of the `askdocs eval` store (`eval-scifact-int8`, built first if missing),
 each keyword engine asked for `depth` chunks per test query; a document ranks at its best chunk.
@@ -50,7 +54,10 @@ from askdocs.store.sqlite import DATABASE
 from askdocs.text import Analyzer
 from askdocs.vectors import HnswParams, VectorIndex
 
-ENGINES = ("ours", "fts5", "fts5-contentless", "tantivy", "tantivy-en_stem")
+ENGINES = (
+    "ours", "fts5", "fts5-contentless", "tantivy", "tantivy-en_stem", "tantivy-kind",
+    "tantivy-path",
+)  # fmt: skip
 CACHE_FORMAT = 1
 BATCH = run.WRITE_BATCH  # chunks per build step: one store transaction
 SEARCH = SearchSettings()
@@ -93,7 +100,7 @@ def build_or_open(corpus: Corpus, names: Sequence[str], terms: Terms, rebuild: b
             texts = corpus.texts()
             say(f"{corpus.label}: building {name}")
             start, cpu = time.perf_counter(), time.process_time()
-            engine = open_engine(name, corpus.directory, terms)
+            engine = open_engine(name, corpus.directory, terms, corpus.allowed)
             for first in range(0, corpus.n, BATCH):
                 ids = np.arange(first + 1, min(first + BATCH, corpus.n) + 1, dtype=np.int64)
                 engine.add(ids, texts[first : first + BATCH])
@@ -102,7 +109,7 @@ def build_or_open(corpus: Corpus, names: Sequence[str], terms: Terms, rebuild: b
             built = {"wall": wall, "cpu": cpu, "load": os.getloadavg()[0]}
             engine.close()
         start = time.perf_counter()
-        engines[name] = open_engine(name, corpus.directory, terms)
+        engines[name] = open_engine(name, corpus.directory, terms, corpus.allowed)
         built |= {"open": time.perf_counter() - start, "size": engines[name].size()}
         record["engines"][name] = built
         record_file.write_text(json.dumps(record, indent=1))

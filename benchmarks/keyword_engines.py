@@ -144,10 +144,26 @@ def en_stem() -> tantivy.TextAnalyzer:
 
 
 class Tantivy:
-    """A tantivy index: Analyzer terms on `whitespace`, or raw text on `en_stem`."""
+    """A tantivy index: Analyzer terms on `whitespace`, or raw text on `en_stem`.
 
-    def __init__(self, path: Path, terms: Terms, *, own_analyzer: bool) -> None:
-        self.path, self.terms = path, terms
+    With `kind_md` (the ids of the chunks the filter allows), each chunk also gets an indexed
+    `kind` field ("md" for those, "txt" for the others) and a filtered search is a term query
+    on it, as a store would index a document's kind, instead of a set of ids. With `by_path`,
+    the field is the chunk's document path instead ("/corpus/0/1234.txt" for those, about 8
+    chunks a document) and the filter a regular expression over paths, as a path glob
+    ("/corpus/0/*") would become.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        terms: Terms,
+        *,
+        own_analyzer: bool,
+        kind_md: np.ndarray | None = None,
+        by_path: bool = False,
+    ) -> None:
+        self.path, self.terms, self.kind_md, self.by_path = path, terms, kind_md, by_path
         self.analyze: Callable[[str], list[str]] = (
             en_stem().analyze if own_analyzer else terms.analyzer.tokens
         )
@@ -156,6 +172,8 @@ class Tantivy:
         builder.add_integer_field("id", indexed=True, fast=True)
         tokenizer = "en_stem" if own_analyzer else "whitespace"
         builder.add_text_field("body", tokenizer_name=tokenizer, index_option="freq")
+        if kind_md is not None:
+            builder.add_text_field("kind", tokenizer_name="raw", index_option="basic")
         self.schema = builder.build()
         path.mkdir(parents=True, exist_ok=True)
         self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
@@ -174,8 +192,18 @@ class Tantivy:
 
     def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
         writer = self._writer()
-        for chunk_id, text in zip(ids.tolist(), texts, strict=True):
-            writer.add_document(tantivy.Document(id=chunk_id, body=self.prepare(text)))
+        if self.kind_md is None:
+            for chunk_id, text in zip(ids.tolist(), texts, strict=True):
+                writer.add_document(tantivy.Document(id=chunk_id, body=self.prepare(text)))
+        else:
+            md = np.isin(ids, self.kind_md).tolist()
+            for chunk_id, text, is_md in zip(ids.tolist(), texts, md, strict=True):
+                kind = "md" if is_md else "txt"
+                if self.by_path:
+                    kind = f"/corpus/{0 if is_md else 1}/{chunk_id // 8}.txt"
+                writer.add_document(
+                    tantivy.Document(id=chunk_id, body=self.prepare(text), kind=kind)
+                )
         self._commit()
 
     def delete(self, ids: np.ndarray, texts: Sequence[str]) -> None:
@@ -192,7 +220,13 @@ class Tantivy:
             [(should, tantivy.Query.term_query(self.schema, "body", t)) for t in tokens]
         )
         if allowed is not None:  # a zero-score filter clause: ranking unchanged
-            ids = tantivy.Query.term_set_query(self.schema, "id", allowed.tolist())
+            ids = (
+                tantivy.Query.term_set_query(self.schema, "id", allowed.tolist())
+                if self.kind_md is None
+                else tantivy.Query.regex_query(self.schema, "kind", "/corpus/0/.*")
+                if self.by_path
+                else tantivy.Query.term_query(self.schema, "kind", "md")
+            )
             must = tantivy.Occur.Must
             q = tantivy.Query.boolean_query(
                 [(must, tantivy.Query.const_score_query(ids, 0.0)), (must, q)]
@@ -221,13 +255,22 @@ class Tantivy:
 Engine = Ours | Fts5 | Tantivy
 
 
-def open_engine(name: str, directory: Path, terms: Terms) -> Engine:
+def open_engine(name: str, directory: Path, terms: Terms, allowed: np.ndarray) -> Engine:
+    """`allowed`: the chunks the filtered searches allow (indexed as a field by
+    `tantivy-kind`)."""
     if name == "ours":
         return Ours(directory / "ours.idx")
     if name.startswith("fts5"):
         path = directory / f"{name}.sqlite3"
         return Fts5(path, terms, contentless=name == "fts5-contentless")
-    return Tantivy(directory / name, terms, own_analyzer=name == "tantivy-en_stem")
+    kind_md = allowed if name in ("tantivy-kind", "tantivy-path") else None
+    return Tantivy(
+        directory / name,
+        terms,
+        own_analyzer=name == "tantivy-en_stem",
+        kind_md=kind_md,
+        by_path=name == "tantivy-path",
+    )
 
 
 def remove_engine(name: str, directory: Path) -> None:
