@@ -31,7 +31,7 @@ ROLES_BY = {
     "developer": "developed by",
     "publisher": "published by",
 }
-_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z]|\s*$)")
+_SENTENCE_END = re.compile(r"(?<!\b[A-Z])[.!?](?=\s+[A-Z]|\s*$)")  # not after an initial
 _AND = re.compile(r",? and |, ")  # between the holders of one role
 MAX_HOLDERS = 3  # co-holders of a role considered ("founded by A, B and C")
 
@@ -174,6 +174,14 @@ def titled_names(sentence: str) -> list[str]:
 
 
 def sentence_around(text: str, at: int) -> tuple[int, int]:
+    """The span of the sentence of `text` that holds offset `at`; an initial ("H.") does not
+    end one.
+
+    >>> text = "He was the son of William H. Seward and Frances Seward. He was born in 1826."
+    >>> start, end = sentence_around(text, text.find("Frances"))
+    >>> text[start:end]
+    'He was the son of William H. Seward and Frances Seward.'
+    """
     start = 0
     for match in _SENTENCE_END.finditer(text, 0, at):
         start = match.end()
