@@ -34,6 +34,7 @@ from askdocs.answer.names import (
     all_about,
     co_holders,
     holder,
+    lowercase_tail,
     sentence_around,
     sentence_citation,
     titled_names,
@@ -160,21 +161,20 @@ def _split_tail(rest: str) -> tuple[str, str]:
     while body and body[-1] in "?.!":
         end_mark = body[-1] + end_mark
         body = body[:-1].rstrip()
-    words = body.split(" ")
-    cut = len(words)
-    while cut > 0 and words[cut - 1].isalpha() and words[cut - 1].islower():
-        cut -= 1
-    name = " ".join(words[:cut]).strip(" ,")
+    name, tail = lowercase_tail(body)
+    name = name.strip(" ,")
     for possessive in ("'s", "\u2019s"):  # "the director of film X 's birthday"
         if name.endswith(possessive):
             name = name[: -len(possessive)].rstrip()
-            words.insert(cut, possessive)
-    if not name or not (name[0].isupper() or name[0].isdigit()):
+            return (name, f"{possessive} {tail}".rstrip() + end_mark) if _starts(name) else ("", "")
+    if not _starts(name):
         return "", ""
-    tail = " ".join(words[cut:])
-    if tail.startswith(("'s", "\u2019s")):
-        return name, tail + end_mark
     return name, (f" {tail}" if tail else "") + end_mark
+
+
+def _starts(name: str) -> bool:
+    """Whether `name` starts as a name does: capitalised, or a number."""
+    return bool(name) and (name[0].isupper() or name[0].isdigit())
 
 
 def _name_start(text: str, end: int) -> int | None:

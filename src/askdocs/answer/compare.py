@@ -23,7 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from askdocs.answer.checks import settled_sentences
-from askdocs.answer.names import ROLES_BY, about, holder, sentence_around, sentence_citation
+from askdocs.answer.names import (
+    ROLES_BY,
+    about,
+    holder,
+    lowercase_tail,
+    sentence_around,
+    sentence_citation,
+)
 from askdocs.answer.packing import choices
 from askdocs.types import Answer, Citation, Hit
 
@@ -121,11 +128,7 @@ def offered(question: str) -> tuple[str, str] | None:
     first_word, _, rest = text.partition(" ")
     if first_word.lower() in ("was", "is", "did", "does") and " or " in rest:
         first, _, second = rest.partition(" or ")
-        words = second.split(" ")
-        cut = len(words)
-        while cut > 1 and words[cut - 1].isalpha() and words[cut - 1].islower():
-            cut -= 1  # "... born first": the words after the second name
-        second = " ".join(words[:cut])
+        second, _ = lowercase_tail(second)  # "... born first": the words after the name
         if first.strip() and second and first[:1].isupper() and second[:1].isupper():
             return first.strip(), second
     return None

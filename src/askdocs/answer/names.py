@@ -173,6 +173,22 @@ def titled_names(sentence: str) -> list[str]:
     return out
 
 
+def lowercase_tail(text: str) -> tuple[str, str]:
+    """`text` split where only lowercase words are left, keeping at least one word: the name
+    a question ends on, and the words after it.
+
+    >>> lowercase_tail("Aylwin (Film) born")
+    ('Aylwin (Film)', 'born')
+    >>> lowercase_tail("Steven Perry born first")
+    ('Steven Perry', 'born first')
+    """
+    words = text.split(" ")
+    cut = len(words)
+    while cut > 1 and words[cut - 1].isalpha() and words[cut - 1].islower():
+        cut -= 1
+    return " ".join(words[:cut]), " ".join(words[cut:])
+
+
 def sentence_around(text: str, at: int) -> tuple[int, int]:
     """The span of the sentence of `text` that holds offset `at`; an initial ("H.") does not
     end one.
