@@ -7,8 +7,8 @@ generated piece, and one `Final(answer)` last; `ask` is `stream_answer` drained.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Generator as Generator_
-from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +164,15 @@ def stream_answer(
     )
 
 
+def _name_search(kb: KnowledgeBase, o: AskOptions) -> Callable[[str], list[Hit]]:
+    """A search for the passages about one name, within the question's filters."""
+
+    def search(name: str) -> list[Hit]:
+        return kb.search(name, k=NAME_HITS, mode=o.mode, filters=o.filters, rerank=False)
+
+    return search
+
+
 def _compared(
     kb: KnowledgeBase,
     question: str,
@@ -174,10 +183,7 @@ def _compared(
     strength: float,
 ) -> Generator_[Event, None, bool]:
     """Answer a comparison of two dates in code (`answer.compare`); False: it cannot."""
-
-    def search(name: str) -> list[Hit]:
-        return kb.search(name, k=NAME_HITS, mode=o.mode, filters=o.filters, rerank=False)
-
+    search = _name_search(kb, o)
     result = compare(question, hits, search)
     clock.lap("compare")
     if result is None:
@@ -227,10 +233,7 @@ def _chained(
     """Follow the question's chain of relations (`answer.chain`), then answer the last
     question about the name found; False when a link cannot be followed or the last search
     finds too little, so that the question is answered whole, as before."""
-
-    def search(name: str) -> list[Hit]:
-        return kb.search(name, k=NAME_HITS, mode=o.mode, filters=o.filters, rerank=False)
-
+    search = _name_search(kb, o)
     cache = embedding_cache(kb.embedder)
     links = follow_chain(chain, hits, search, generator, cache)
     clock.lap("chain")
