@@ -75,12 +75,26 @@ CREATE TABLE IF NOT EXISTS annotations (name TEXT PRIMARY KEY, value TEXT NOT NU
 """
 
 
+BUSY_SECONDS = 60  # how long a connection waits for another process's lock
+
+
 def connect(directory: Path) -> sqlite3.Connection:
     """The store's database (created if new), in WAL mode, autocommit outside `transaction`."""
     db = sqlite3.connect(
-        directory / DATABASE, check_same_thread=False, timeout=60, isolation_level=None
+        directory / DATABASE, check_same_thread=False, timeout=BUSY_SECONDS, isolation_level=None
     )
-    db.execute("PRAGMA journal_mode=WAL")
+    # Two processes opening a new store at once: switching it to WAL needs an exclusive lock,
+    # and SQLite reports "database is locked" at once, without waiting, when that lock cannot
+    # be had without a deadlock. Wait for the other process here, as every other lock does.
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(_SCHEMA)
