@@ -1,4 +1,5 @@
-"""Keyword search: askdocs KeywordIndex against bm25s and rank_bm25.
+"""Keyword search: askdocs' keyword index (tantivy over the Analyzer's terms, as the embedded
+store keeps it) against bm25s and rank_bm25.
 
     python benchmarks/bench_keyword.py                    # SciFact from ../shared/data/scifact
     python benchmarks/bench_keyword.py --data DIR         # any BEIR-style folder
@@ -7,17 +8,20 @@
 SciFact mode indexes title + " " + text, runs the test queries (those in qrels/test.tsv) one at a
 time with k=10, and prints per engine: index time, queries/s (query analysis included, best of
 --repeat rounds), the ratio to bm25s, nDCG@10, and how many top-10 lists equal askdocs's.
-Synthetic mode indexes N Zipfian documents in store-sized batches, then times queries, small
-adds, deletes, save and load, and reports memory.
+Synthetic mode indexes N Zipfian documents in store-sized batches (one commit each), then times
+queries, small adds and deletes (one commit each), opening the index (checksums included), and
+reports its size.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import json
 import math
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from askdocs.keyword import Analyzer, KeywordIndex
+from askdocs.store.keywords import IndexedChunk, KeywordIndex
+from askdocs.text import Analyzer
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "scifact"
@@ -96,10 +101,18 @@ def evaluate(name: str, build: Callable[[], Search], data: Dataset, repeat: int)
     return Row(name, index_s, len(runs) / best, ndcg, runs)
 
 
+def add(index: KeywordIndex, ids: Sequence[int], texts: Sequence[str]) -> None:
+    """Index texts as chunks without paths or tags, in one commit."""
+    chunks = [IndexedChunk(i, t, "txt", (), ()) for i, t in zip(ids, texts, strict=True)]
+    index.apply((), chunks, None)
+
+
 def askdocs_engine(data: Dataset) -> Search:
     doc_ids = list(data.corpus)
-    index = KeywordIndex()
-    index.add(range(len(doc_ids)), list(data.corpus.values()))
+    folder = Path(tempfile.mkdtemp(prefix="askdocs-bench-keyword-"))
+    atexit.register(shutil.rmtree, folder, True)
+    index = KeywordIndex(folder, Analyzer())
+    add(index, range(len(doc_ids)), list(data.corpus.values()))
 
     def search(query: str) -> list[str]:
         ids, _ = index.search(query, K)
@@ -155,7 +168,7 @@ def run_beir(folder: Path, repeat: int) -> None:
     data = load_beir(folder)
     print(f"{folder}: {len(data.corpus)} docs, {len(data.queries)} test queries, k={K}\n")
     engines: dict[str, Callable[[], Search]] = {
-        "askdocs KeywordIndex": lambda: askdocs_engine(data),
+        "askdocs (tantivy)": lambda: askdocs_engine(data),
         "bm25s (own tokenizer)": lambda: bm25s_engine(data, our_tokens=False),
         "bm25s (our tokens)": lambda: bm25s_engine(data, our_tokens=True),
         "rank_bm25 Okapi (our tokens)": lambda: rank_bm25_engine(data),
@@ -189,11 +202,6 @@ def synthetic_texts(n: int, seed: int = 0, vocab_size: int = 200_000) -> Sequenc
     ]
 
 
-def current_rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
 def run_synthetic(n: int, batch: int, n_queries: int = 1000) -> None:
     start = time.perf_counter()
     texts = synthetic_texts(n)
@@ -204,35 +212,33 @@ def run_synthetic(n: int, batch: int, n_queries: int = 1000) -> None:
         words = texts[doc].split()
         queries.append(" ".join(rng.choice(words, rng.integers(2, 6), replace=False)))
     gc.collect()
-    rss_before = current_rss_mb()
-    index = KeywordIndex()
-    start = time.perf_counter()
-    for first in range(0, n, batch):
-        index.add(range(first, min(first + batch, n)), texts[first : first + batch])
-    index_s = time.perf_counter() - start
-    print(f"index {n:,} docs in batches of {batch:,}: {index_s:.1f} s ({n / index_s:,.0f} docs/s)")
-    print(f"  {index!r}")
-    print(f"  queries of 2-5 words, k={K}: {time_queries(index, queries):,.0f} queries/s")
-    start = time.perf_counter()
-    for i in range(200):
-        index.add(range(n + 10 * i, n + 10 * i + 10), texts[10 * i : 10 * i + 10])
-    print(f"  add 10 docs to it: {(time.perf_counter() - start) / 200 * 1000:.1f} ms per add()")
-    del texts
-    gc.collect()
-    rss_mb = current_rss_mb() - rss_before
-    doomed = rng.permutation(n)[: n // 100]
-    start = time.perf_counter()
-    for i in range(0, len(doomed), 100):
-        index.delete(doomed[i : i + 100])
-    delete_ms = (time.perf_counter() - start) / (len(doomed) / 100) * 1000
-    print(f"  delete 1% in batches of 100 ids: {delete_ms:.1f} ms per delete()")
-    print(f"  queries after the deletes: {time_queries(index, queries):,.0f} queries/s")
-    time_files(index)
+    with tempfile.TemporaryDirectory() as folder:
+        index = KeywordIndex(Path(folder), Analyzer())
+        start = time.perf_counter()
+        for first in range(0, n, batch):
+            add(index, range(first, min(first + batch, n)), texts[first : first + batch])
+        index_s = time.perf_counter() - start
+        print(f"index {n:,} docs in batches of {batch:,}: {index_s:.1f} s ({n / index_s:,.0f}/s)")
+        print(f"  queries of 2-5 words, k={K}: {time_queries(index, queries):,.0f} queries/s")
+        start = time.perf_counter()
+        for i in range(20):
+            add(index, range(n + 10 * i, n + 10 * i + 10), texts[10 * i : 10 * i + 10])
+        print(f"  add 10 docs, one commit: {(time.perf_counter() - start) / 20 * 1000:.1f} ms")
+        del texts
+        doomed = rng.permutation(n)[: n // 1000]
+        start = time.perf_counter()
+        for i in range(0, len(doomed), 100):
+            index.apply(doomed[i : i + 100].tolist(), (), None)
+        delete_ms = (time.perf_counter() - start) / (len(doomed) / 100) * 1000
+        print(f"  delete 0.1% in batches of 100 ids, one commit each: {delete_ms:.1f} ms")
+        print(f"  queries after the deletes: {time_queries(index, queries):,.0f} queries/s")
+        start = time.perf_counter()
+        KeywordIndex(Path(folder), Analyzer())
+        open_s = time.perf_counter() - start
+        size = index.nbytes() / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"memory: posting arrays {index.nbytes() / 2**20:,.0f} MiB; RSS growth while indexing "
-        f"{rss_mb:,.0f} MiB (vocabulary and segments); peak RSS {peak:,.0f} MiB (texts included)"
-    )
+    print(f"  open {open_s:.2f} s (checksums included), {size:,.0f} MiB on disk")
+    print(f"memory: peak RSS {peak:,.0f} MiB (texts included)")
 
 
 def time_queries(index: KeywordIndex, queries: Sequence[str]) -> float:
@@ -240,19 +246,6 @@ def time_queries(index: KeywordIndex, queries: Sequence[str]) -> float:
     for query in queries:
         index.search(query, K)
     return len(queries) / (time.perf_counter() - start)
-
-
-def time_files(index: KeywordIndex) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "keyword.idx"
-        start = time.perf_counter()
-        index.save(path)
-        save_s = time.perf_counter() - start
-        start = time.perf_counter()
-        KeywordIndex.load(path)
-        load_s = time.perf_counter() - start
-        size = path.stat().st_size / 2**20
-    print(f"  save {save_s:.1f} s, load {load_s:.1f} s, file {size:,.0f} MiB")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

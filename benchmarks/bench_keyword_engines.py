@@ -1,11 +1,14 @@
-"""Keyword-index options side by side: askdocs KeywordIndex, SQLite FTS5 and tantivy.
+"""Keyword-index options side by side: askdocs' keyword index, SQLite FTS5 and tantivy.
 
     python benchmarks/bench_keyword_engines.py                     # SciFact, 100k and 1M chunks
     python benchmarks/bench_keyword_engines.py --sizes 100000      # SciFact and 100k
     python benchmarks/bench_keyword_engines.py --sizes none        # SciFact only
 
 Engines (BM25 k1=1.2, b=0.75 wherever it can be set):
-- `ours`: `askdocs.keyword.KeywordIndex` with the default `Analyzer`.
+- `ours`: askdocs' keyword index as the embedded store keeps it (`askdocs.store.keywords`:
+  tantivy over the default `Analyzer`'s terms, with a `kind` field that the 10% filter asks
+  for). Until the replacement this decided, it was askdocs' own BM25 engine (`keyword.py`,
+  deleted; the first tables in docs/benchmarks.md come from it, at commit dc7549a).
 - `fts5`, `fts5-contentless`: an FTS5 table in its own SQLite file holding the Analyzer's terms
   joined by spaces, `tokenize="ascii tokenchars '_'"` (keeps every term whole; `unicode61` splits
   on "_" and folds diacritics), ranked with `bm25()`. The contentless table
@@ -385,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.data / "scifact" / "corpus.jsonl").is_file():
         print(f"no SciFact at {args.data / 'scifact'}; pass --data DIR", file=sys.stderr)
         return 2
-    print("## Keyword index options: askdocs KeywordIndex, SQLite FTS5, tantivy\n")
+    print("## Keyword index options: askdocs' keyword index, SQLite FTS5, tantivy\n")
     print(f"- machine: {run.machine()}; SQLite {sqlite3.sqlite_version}, {tantivy.__version__}")
     command = " ".join(["python", "benchmarks/bench_keyword_engines.py", *sys.argv[1:]])
     print(f"- command: `{command}`")

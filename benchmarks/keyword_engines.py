@@ -1,6 +1,7 @@
-"""The three keyword engines `bench_keyword_engines.py` compares, behind one small interface
-(`add`, `remove`, `search` -> a `Ranking`, `size`): askdocs' own `KeywordIndex`, an SQLite FTS5
-table of the Analyzer's terms, and tantivy (on the Analyzer's terms, or with its own `en_stem`).
+"""The keyword engines `bench_keyword_engines.py` compares, behind one small interface (`add`,
+`remove`, `search` -> a `Ranking`, `size`): askdocs' keyword index as the store keeps it (on
+tantivy since this comparison chose it; askdocs' own engine before), an SQLite FTS5 table of
+the Analyzer's terms, and plain tantivy (on the Analyzer's terms, or with its own `en_stem`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import numpy as np
 import tantivy
 
 from askdocs.fusion import Ranking
-from askdocs.keyword import KeywordIndex
+from askdocs.store import Filters
+from askdocs.store.keywords import IndexedChunk, KeywordIndex, remove
 from askdocs.text import Analyzer, words
 
 
@@ -41,31 +43,39 @@ def _no_hits() -> Ranking:
     return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
 
 
-# Every engine: add and delete (durable on return, except `Ours`, see below), search, finish
+# Every engine: add and delete (durable on return), search, finish
 # (after a build: persist, let merges end), size (bytes on disk), close.
 
 
 class Ours:
-    """KeywordIndex; saved once after a build, as the store does (its log makes adds durable)."""
+    """askdocs' keyword index as the store keeps it (`askdocs.store.keywords`: tantivy over
+    the Analyzer's terms, with the fields filters use); a chunk the filter allows has kind
+    "md", as `tantivy-kind`; one commit per add or delete."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.index = KeywordIndex.load(path) if path.exists() else KeywordIndex(Analyzer())
+    def __init__(self, path: Path, allowed: np.ndarray) -> None:
+        self.path, self.allowed = path, allowed
+        self.index = KeywordIndex(path, Analyzer())
+        self.md = Filters(kinds=("md",))
 
     def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
-        self.index.add(ids, texts)
+        md = np.isin(ids, self.allowed).tolist()
+        chunks = [
+            IndexedChunk(i, text, "md" if m else "txt", (), ())
+            for i, text, m in zip(ids.tolist(), texts, md, strict=True)
+        ]
+        self.index.apply((), chunks, None)
 
     def delete(self, ids: np.ndarray, texts: Sequence[str]) -> None:
-        self.index.delete(ids)
+        self.index.apply(ids.tolist(), (), None)
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> Ranking:
-        return self.index.search(query, k, allowed=allowed)
+        return self.index.search(query, k, self.md if allowed is not None else None)
 
     def finish(self) -> None:
-        self.index.save(self.path)
+        pass
 
     def size(self) -> int:
-        return self.path.stat().st_size
+        return self.index.nbytes()
 
     def close(self) -> None:
         pass
@@ -259,7 +269,7 @@ def open_engine(name: str, directory: Path, terms: Terms, allowed: np.ndarray) -
     """`allowed`: the chunks the filtered searches allow (indexed as a field by
     `tantivy-kind`)."""
     if name == "ours":
-        return Ours(directory / "ours.idx")
+        return Ours(directory / "ours", allowed)
     if name.startswith("fts5"):
         path = directory / f"{name}.sqlite3"
         return Fts5(path, terms, contentless=name == "fts5-contentless")
@@ -275,7 +285,8 @@ def open_engine(name: str, directory: Path, terms: Terms, allowed: np.ndarray) -
 
 def remove_engine(name: str, directory: Path) -> None:
     if name == "ours":
-        (directory / "ours.idx").unlink(missing_ok=True)
+        (directory / "ours.idx").unlink(missing_ok=True)  # the engine before tantivy
+        remove(directory / "ours")
     for path in directory.glob(f"{name}.sqlite3*"):
         path.unlink()
     shutil.rmtree(directory / name, ignore_errors=True)  # tantivy's folder

@@ -5,15 +5,16 @@
 
 Uses the store `askdocs eval retrieval DIR` builds (`eval-<dir name>`; ingested here if
 missing, which embeds the whole corpus once). Every candidate is scored offline on train from
-rankings fetched once per query: dense from the store, keyword from in-memory `KeywordIndex`es
-built over the store's chunk texts (no re-embedding), fused with `askdocs.fusion`, and mapped
-to documents (a document ranks at its best chunk) before scoring, as `askdocs eval` does.
-Only train decides. For each family of settings (keyword variants, RRF k x depth, convex
-weight x depth, and ideas that would need code: weighted RRF, document-level fusion) the train
-winner is the highest mean nDCG@10, but it replaces the current default only if tuning that
-family also wins on held-out queries: 5-fold cross-validation over the train queries, compared
-with the current default by a paired randomization test (p < 0.05). Test is scored afterwards,
-for the result and for each family's winner, and feeds no choice. Query embeddings are cached.
+rankings fetched once per query: dense from the store, keyword from in-memory keyword indexes
+(`askdocs.store.keywords`, the store's own kind) built over the store's chunk texts (no re-
+embedding), fused with `askdocs.fusion`, and mapped to documents (a document ranks at its best
+chunk) before scoring, as `askdocs eval` does. Only train decides. For each family of settings
+(keyword variants, RRF k x depth, convex weight x depth, and ideas that would need code:
+weighted RRF, document-level fusion) the train winner is the highest mean nDCG@10, but it
+replaces the current default only if tuning that family also wins on held-out queries: 5-fold
+cross-validation over the train queries, compared with the current default by a paired
+randomization test (p < 0.05). Test is scored afterwards, for the result and for each family's
+winner, and feeds no choice. Query embeddings are cached.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ from askdocs.evaluate import (
 )
 from askdocs.fusion import Ranking, fuse_convex, fuse_rrf
 from askdocs.kb import KnowledgeBase
-from askdocs.keyword import Analyzer, KeywordIndex
 from askdocs.retrieval import retrieve
+from askdocs.store.keywords import IndexedChunk, KeywordIndex
 from askdocs.store.sqlite import DATABASE
+from askdocs.text import Analyzer
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "scifact"
@@ -78,21 +80,15 @@ class KeywordVariant:
     name: str
     analyzer: Analyzer = field(default_factory=Analyzer)
     title: bool = True
-    k1: float = 1.2
-    b: float = 0.75
 
 
+# BM25's k1 and b are tantivy's fixed constants (askdocs.text.BM25_K1, BM25_B): no variants.
 KEYWORD_VARIANTS = (
-    KeywordVariant("default: stem, stop words, title, k1=1.2 b=0.75"),
+    KeywordVariant("default: stem, stop words, title"),
     KeywordVariant("no title", title=False),
     KeywordVariant("no stemming", Analyzer(stem=False)),
     KeywordVariant("keep stop words", Analyzer(stopwords=False)),
     KeywordVariant("no stemming, keep stop words", Analyzer(stem=False, stopwords=False)),
-    KeywordVariant("k1=0.9 b=0.4 (Anserini)", k1=0.9, b=0.4),
-    KeywordVariant("k1=1.2 b=0.5", b=0.5),
-    KeywordVariant("k1=1.5 b=0.75", k1=1.5),
-    KeywordVariant("k1=0.9 b=0.75", k1=0.9),
-    KeywordVariant("k1=1.2 b=0.9", b=0.9),
 )
 
 
@@ -140,18 +136,21 @@ def dense_rankings(kb: KnowledgeBase, queries: Mapping[str, str], cache: Path) -
 def keyword_rankings(
     corpus: Corpus, variant: KeywordVariant, queries: Mapping[str, str]
 ) -> Rankings:
-    index = KeywordIndex(variant.analyzer, k1=variant.k1, b=variant.b)
+    index = KeywordIndex(None, variant.analyzer)
     texts = corpus.texts
     if variant.title:  # as the store builds it: `title\ntext`
         texts = [f"{t}\n{x}" if t else x for t, x in zip(corpus.titles, texts, strict=True)]
-    index.add(corpus.ids, texts)
+    chunks = [
+        IndexedChunk(int(i), text, "", (), ()) for i, text in zip(corpus.ids, texts, strict=True)
+    ]
+    index.apply((), chunks, None)
     return {qid: index.search(q, FETCH) for qid, q in queries.items()}
 
 
 def store_keyword(kb: KnowledgeBase, corpus: Corpus, queries: Mapping[str, str]) -> Rankings:
     """Keyword rankings as the store's own index settings give them."""
     i = kb.settings.index
-    variant = KeywordVariant("store", title=i.title_in_keywords, k1=i.bm25_k1, b=i.bm25_b)
+    variant = KeywordVariant("store", title=i.title_in_keywords)
     return keyword_rankings(corpus, variant, queries)
 
 
@@ -356,8 +355,8 @@ def tune_keyword(
     runs = {v.name: keyword_rankings(corpus, v, train.queries) for v in KEYWORD_VARIANTS}
     docs = {name: single(r, corpus) for name, r in runs.items()}
     table("Keyword variants (train)", [(n, scores(d, train)) for n, d in docs.items()])
-    settings = (Analyzer(), index.title_in_keywords, index.bm25_k1, index.bm25_b)
-    current = next(v for v in KEYWORD_VARIANTS if (v.analyzer, v.title, v.k1, v.b) == settings)
+    settings = (Analyzer(), index.title_in_keywords)
+    current = next(v for v in KEYWORD_VARIANTS if (v.analyzer, v.title) == settings)
     by_query = {name: ndcg_by_query(d, train) for name, d in docs.items()}
     winner = next(v for v in KEYWORD_VARIANTS if v.name == best_mean(by_query))
     adopt, gain, p = decide(by_query, by_query[current.name])

@@ -8,6 +8,7 @@ stores can change a result, and no test writes to the real per-user data directo
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import socket
@@ -28,8 +29,10 @@ from askdocs import config
 from askdocs.config import Settings
 from askdocs.embeddings import Embedder, MiniLMEmbedder
 from askdocs.kb import KnowledgeBase
+from askdocs.store import DocumentWrite
 from askdocs.store.sqlite import DATABASE, SqliteStore
 from askdocs.testing import FakeEmbedder
+from askdocs.types import Chunk, Document, Page
 
 MakeSettings = Callable[..., Settings]
 MakeKb = Callable[..., KnowledgeBase]
@@ -149,6 +152,46 @@ def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
 
 
+PIPELINE = "test-pipeline"  # what `make_write` documents were chunked with
+
+
+@pytest.fixture
+def make_write(fake_embedder: FakeEmbedder) -> Callable[..., DocumentWrite]:
+    """`make_write(path, paragraphs, *, kind="txt", title="")`: one chunk per paragraph.
+
+    A pdf gets one page per paragraph. The content hash covers kind, title and text, so the
+    same paragraphs under another path are the same content.
+    """
+
+    def make(
+        path: str, paragraphs: list[str], *, kind: str = "txt", title: str = ""
+    ) -> DocumentWrite:
+        text = "\n\n".join(paragraphs)
+        chunks, pages, start = [], [], 0
+        for ord_, paragraph in enumerate(paragraphs):
+            end = start + len(paragraph)
+            page = ord_ + 1 if kind == "pdf" else None
+            chunks.append(Chunk(ord_, paragraph, start, end, len(paragraph.split()), page, title))
+            if page:
+                pages.append(Page(page, start, end))
+            start = end + 2
+        document = Document(path, text, title or Path(path).stem, kind, tuple(pages))
+        content = f"{kind}\0{title}\0{text}".encode()
+        return DocumentWrite(
+            path=path,
+            size=len(content),
+            mtime_ns=1_000,
+            content_hash=hashlib.sha256(content).hexdigest(),
+            pipeline=PIPELINE,
+            document=document,
+            chunks=chunks,
+            embeddings=fake_embedder.embed(paragraphs),
+            text_hashes=[hashlib.sha256(p.encode()).digest() for p in paragraphs],
+        )
+
+    return make
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> MakeSettings:
     """`make_settings(store=None, overrides)`: settings from defaults only, store in tmp_path."""
@@ -204,7 +247,8 @@ def assert_consistent() -> Callable[[SqliteStore], None]:
         chunk_ids = sqlite_chunk_ids(store.directory)
         assert status.chunks == len(chunk_ids)
         assert store._vectors.ids().tolist() == chunk_ids, "vector index ids differ from SQLite"
-        assert store._keywords.ids().tolist() == chunk_ids, "keyword index ids differ from SQLite"
+        keyword_ids = store._keywords.index.ids().tolist()
+        assert keyword_ids == chunk_ids, "keyword index ids differ from SQLite"
 
     return check
 

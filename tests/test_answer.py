@@ -37,9 +37,9 @@ from askdocs.evaluate_answers import evaluate_answers, normalize_answer, token_f
 from askdocs.extractive import score_passages
 from askdocs.generation import Decoding
 from askdocs.kb import KnowledgeBase
-from askdocs.keyword import Analyzer
 from askdocs.readers import read
 from askdocs.testing import FakeGenerator
+from askdocs.text import Analyzer
 from tests.conftest import MakeKb
 
 ESPRESSO_Q = "How do I descale an espresso machine?"

@@ -21,9 +21,9 @@ from click.testing import CliRunner, Result
 from askdocs import config
 from askdocs.cli import main
 from askdocs.kb import KnowledgeBase
-from askdocs.keyword import KeywordIndex
 from askdocs.readers import read
 from askdocs.store import schema
+from askdocs.store.keywords import KeywordIndex
 from askdocs.vectors import VectorIndex
 
 Run = Callable[..., Result]
@@ -211,7 +211,7 @@ def test_a_full_disk_is_said_and_status_and_search_keep_working(
     with monkeypatch.context() as full_disk:
         full_disk.setattr(schema, "connect", connect_on_a_full_disk)
         full_disk.setattr(VectorIndex, "save", no_space)
-        full_disk.setattr(KeywordIndex, "save", no_space)
+        full_disk.setattr(KeywordIndex, "apply", no_space)
         (docs_dir / "long.txt").write_text(
             "Long notes\n\n" + "\n\n".join(f"Paragraph {n} " + "words " * 150 for n in range(40))
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from askdocs.kb import KnowledgeBase
+from askdocs.store.keyword_sync import KeywordSync
 from askdocs.store.sqlite import DATABASE, SqliteStore
 
 MakeKb = Callable[..., KnowledgeBase]
@@ -158,8 +159,9 @@ def test_kill_9_while_filling_then_while_updating_a_store(
     committed = kill_during_ingest(askdocs_exe, folder, store, once_committed=N_FILES + 16)
     assert N_FILES + 16 <= committed < N_FILES + N_NEW
     with monkeypatch.context() as patch:
-        # The saved files plus the log must be enough: no rebuild from scratch.
-        patch.setattr(SqliteStore, "_rebuild", no_rebuild)
+        # The saved indexes plus the log must be enough: no rebuild from scratch.
+        patch.setattr(SqliteStore, "_rebuild_vectors", no_rebuild)
+        patch.setattr(KeywordSync, "rebuild", no_rebuild)
         kb = make_kb(store)
         assert_recovered(kb, committed, assert_consistent)
     # The changed files come first in the folder, so their new versions were committed.
@@ -170,5 +172,5 @@ def test_kill_9_while_filling_then_while_updating_a_store(
     assert keyword_paths(kb, "item18xfirst") == []
 
 
-def no_rebuild(self: SqliteStore) -> None:
+def no_rebuild(self: object) -> None:
     raise AssertionError("rebuilt the indexes from scratch instead of replaying the log")

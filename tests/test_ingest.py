@@ -336,8 +336,8 @@ def test_a_folder_that_cannot_be_listed_is_named_as_failed(
     anyone but root (see the real one below, skipped as root)."""
     locked, scandir = docs_dir / "notes", os.scandir
 
-    def refuse_locked(path: str | Path = ".") -> object:
-        if os.fspath(path) == str(locked):
+    def refuse_locked(path: str | Path | int = ".") -> object:
+        if not isinstance(path, int) and os.fspath(path) == str(locked):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
         return scandir(path)
 

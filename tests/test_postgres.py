@@ -53,10 +53,11 @@ def test_postgres_answers_searches_as_the_embedded_store_does(
     for query in QUERIES:
         for mode in ("dense", "keyword", "hybrid"):
             assert _ranked(postgres, query, mode) == _ranked(embedded, query, mode), (query, mode)
-        # BM25 over the same tokens with the same statistics: the same scores
+        # BM25 over the same tokens with the same statistics: the same scores, but for the
+        # embedded store's lengths, which tantivy keeps in one byte each (Lucene's norms)
         mine = [h.score for h in embedded.search(query, k=5, mode="keyword")]
         theirs = [h.score for h in postgres.search(query, k=5, mode="keyword")]
-        assert theirs == pytest.approx(mine, rel=1e-5)
+        assert theirs == pytest.approx(mine, rel=0.03)
     only_pdf = Filters(kinds=("pdf",))
     assert {Path(h.path).name for h in postgres.search("tides", filters=only_pdf)} == {"tides.pdf"}
     notes = Filters(path_glob="notes/*")

@@ -1,4 +1,5 @@
-"""The Store protocol: contract tests for every backend, then SqliteStore's derived indexes.
+"""The Store protocol: contract tests for every backend (SqliteStore's derived indexes:
+test_store_indexes.py).
 
 Vectors come from `FakeEmbedder`: these tests are about storage, not about the model.
 """
@@ -6,31 +7,23 @@ Vectors come from `FakeEmbedder`: these tests are about storage, not about the m
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import json
-import os
-import shutil
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from askdocs import vectors
 from askdocs.config import IndexSettings, SearchSettings
-from askdocs.errors import IndexMismatch, NotFound, StorageFull
-from askdocs.keyword import KeywordIndex
+from askdocs.errors import IndexMismatch, NotFound
 from askdocs.retrieval import retrieve
 from askdocs.store import DocumentWrite, FileState, Filters, Store
 from askdocs.store.sqlite import SqliteStore
 from askdocs.testing import FakeEmbedder
-from askdocs.types import Chunk, Document, Page
-from askdocs.vectors import VectorIndex
+from tests.conftest import PIPELINE
 
-PIPELINE = "test-pipeline"
 OpenStore = Callable[..., Store]
 
 
@@ -83,43 +76,6 @@ def open_store(
     yield open_
     for store in opened:
         store.close()
-
-
-@pytest.fixture
-def make_write(fake_embedder: FakeEmbedder) -> Callable[..., DocumentWrite]:
-    """`make_write(path, paragraphs, *, kind="txt", title="")`: one chunk per paragraph.
-
-    A pdf gets one page per paragraph. The content hash covers kind, title and text, so the
-    same paragraphs under another path are the same content.
-    """
-
-    def make(
-        path: str, paragraphs: list[str], *, kind: str = "txt", title: str = ""
-    ) -> DocumentWrite:
-        text = "\n\n".join(paragraphs)
-        chunks, pages, start = [], [], 0
-        for ord_, paragraph in enumerate(paragraphs):
-            end = start + len(paragraph)
-            page = ord_ + 1 if kind == "pdf" else None
-            chunks.append(Chunk(ord_, paragraph, start, end, len(paragraph.split()), page, title))
-            if page:
-                pages.append(Page(page, start, end))
-            start = end + 2
-        document = Document(path, text, title or Path(path).stem, kind, tuple(pages))
-        content = f"{kind}\0{title}\0{text}".encode()
-        return DocumentWrite(
-            path=path,
-            size=len(content),
-            mtime_ns=1_000,
-            content_hash=hashlib.sha256(content).hexdigest(),
-            pipeline=PIPELINE,
-            document=document,
-            chunks=chunks,
-            embeddings=fake_embedder.embed(paragraphs),
-            text_hashes=[hashlib.sha256(p.encode()).digest() for p in paragraphs],
-        )
-
-    return make
 
 
 def link(write: DocumentWrite, path: str) -> DocumentWrite:
@@ -307,9 +263,12 @@ def test_filters_by_path_glob_and_kind(
     def texts(path_glob: str | None = None, kinds: tuple[str, ...] = ()) -> set[str]:
         filters = Filters(path_glob, kinds)
         ids = store.search_dense(np.ones(store.dim, np.float32), 100, filters)[0]
+        found = {r.text for r in store.records(ids.tolist()).values()}
+        # Keyword search admits exactly the same chunks ("they" is a stop word).
         by_keyword = store.search_keyword("aardvarks beavers capybaras they", 100, filters)[0]
-        assert set(by_keyword.tolist()) <= set(ids.tolist())
-        return {r.text for r in store.records(ids.tolist()).values()}
+        said = {r.text for r in store.records(by_keyword.tolist()).values()}
+        assert said == found & {ALPHA[0], BETA[0], GAMMA[0]}
+        return found
 
     assert len(store.search_dense(np.ones(store.dim, np.float32), 100, Filters())[0]) == 6
     assert texts(path_glob="*.md") == set(ALPHA)
@@ -342,6 +301,28 @@ def test_a_path_linked_to_stored_content_passes_a_filter_kept_from_before(
     assert len(store.search_keyword("aardvarks", 10, only_b)[0]) == 1
     store.remove(["/b/alpha.txt"])
     assert store.search_keyword("aardvarks", 10, only_b)[0].tolist() == []
+
+
+def test_a_filter_holds_per_path_when_content_has_two(
+    open_store: OpenStore, make_write: Callable[..., DocumentWrite]
+) -> None:
+    """One content under /a (tagged) and /b (not): a glob for /b and the tag must hold for
+    the same path, as a document is one path."""
+    store = open_store()
+    write = make_write("/a/alpha.txt", ALPHA)
+    store.write([write, link(write, "/b/alpha.txt"), make_write("/b/beta.txt", BETA)])
+    store.tag("topic", {"/a/alpha.txt": "animals", "/b/beta.txt": "animals"})
+    both = Filters("/b/*", tags=(("topic", "animals"),))
+    query = "aardvarks beavers"
+    by_keyword = store.search_keyword(query, 10, both)[0].tolist()
+    by_dense = store.search_dense(np.ones(store.dim, np.float32), 10, both)[0].tolist()
+    assert {r.text for r in store.records(by_keyword).values()} == {BETA[0]}
+    assert {r.text for r in store.records(by_dense).values()} == set(BETA)
+    tagged_a = Filters("/a/*", tags=(("topic", "animals"),))
+    assert {
+        r.text
+        for r in store.records(store.search_keyword(query, 10, tagged_a)[0].tolist()).values()
+    } == {ALPHA[0]}
 
 
 def test_tags_are_set_overwritten_and_removed_per_path(
@@ -582,317 +563,3 @@ def test_a_missing_postgresql_store_is_not_created_and_a_bad_url_is_named(
     with pytest.raises(NotFound, match="cannot reach") as info:
         PostgresStore(unreachable, embedder_id="x", dim=4)
     assert "secret" not in str(info.value)  # the password is not repeated
-
-
-# -- SqliteStore: derived index files ------------------------------------------------------
-
-
-@pytest.fixture
-def filled(
-    tmp_path: Path, make_write: Callable[..., DocumentWrite], fake_embedder: FakeEmbedder
-) -> Path:
-    """A closed store directory holding three documents, its index files saved."""
-    with SqliteStore(
-        tmp_path / "store", embedder_id=fake_embedder.id, dim=fake_embedder.dim
-    ) as store:
-        store.write([make_write("/docs/alpha.txt", ALPHA), make_write("/docs/beta.txt", BETA)])
-        store.write([make_write("/docs/gamma.txt", GAMMA)])
-    return tmp_path / "store"
-
-
-def results(store: SqliteStore, fake_embedder: FakeEmbedder) -> list[object]:
-    queries = ["aardvarks", "they", "beavers winter", "rodents rivers lakes"]
-    return [store.search_keyword(q, 10)[0].tolist() for q in queries] + [
-        store.search_dense(v, 10)[0].tolist() for v in fake_embedder.embed(queries)
-    ]
-
-
-def open_at(directory: Path, fake_embedder: FakeEmbedder) -> SqliteStore:
-    return SqliteStore(directory, embedder_id=fake_embedder.id, dim=fake_embedder.dim)
-
-
-def die(*args: object, **kwargs: object) -> None:
-    raise KeyboardInterrupt
-
-
-def only(directory: Path, stem: str) -> Path:
-    [path] = directory.glob(f"{stem}-*.idx")
-    return path
-
-
-DAMAGE: dict[str, Callable[[Path], None]] = {
-    "vectors-deleted": lambda d: only(d, "vectors").unlink(),
-    "keywords-deleted": lambda d: only(d, "keywords").unlink(),
-    "both-deleted": lambda d: [only(d, s).unlink() for s in ("vectors", "keywords")] and None,
-    "vectors-empty": lambda d: only(d, "vectors").write_bytes(b""),
-    "vectors-truncated": lambda d: only(d, "vectors").write_bytes(
-        only(d, "vectors").read_bytes()[:300]
-    ),
-    "vectors-zip-like": lambda d: only(d, "vectors").write_bytes(b"PK\x03\x04" + bytes(500)),
-    "keywords-truncated": lambda d: only(d, "keywords").write_bytes(
-        only(d, "keywords").read_bytes()[:-9]
-    ),
-    "keywords-garbage": lambda d: only(d, "keywords").write_bytes(bytes(range(256)) * 4),
-}
-
-
-@pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_index_files_are_rebuilt_when_missing_or_damaged(
-    filled: Path,
-    fake_embedder: FakeEmbedder,
-    damage: str,
-    assert_consistent: Callable[[SqliteStore], None],
-) -> None:
-    with open_at(filled, fake_embedder) as store:
-        expected = results(store, fake_embedder)
-    DAMAGE[damage](filled)
-    with open_at(filled, fake_embedder) as store:
-        assert results(store, fake_embedder) == expected
-        assert_consistent(store)
-    # The rebuilt files are good ones: the next open loads them as they are.
-    with open_at(filled, fake_embedder) as store:
-        assert results(store, fake_embedder) == expected
-
-
-def flip_bytes(path: Path) -> None:
-    """XOR 64 bytes in the middle of the file: vectors (or postings), not a header."""
-    data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 64] = bytes(b ^ 0x5A for b in data[middle : middle + 64])
-    path.write_bytes(bytes(data))
-
-
-@pytest.mark.parametrize("damage", ["bit-flips", "from-another-store"])
-@pytest.mark.parametrize("stem", ["vectors", "keywords"])
-def test_damaged_or_foreign_index_files_are_caught_and_rebuilt(
-    filled: Path,
-    tmp_path: Path,
-    fake_embedder: FakeEmbedder,
-    make_write: Callable[..., DocumentWrite],
-    assert_consistent: Callable[[SqliteStore], None],
-    stem: str,
-    damage: str,
-) -> None:
-    """Neither leaves the chunk ids or counts wrong, so only a checksum or the file's tag
-    (store and position) can tell: without them, search quietly ranked the wrong vectors."""
-    with open_at(filled, fake_embedder) as store:
-        expected = results(store, fake_embedder)
-    target = only(filled, stem)
-    if damage == "bit-flips":
-        flip_bytes(target)
-    else:
-        # Another store of the same shape (three documents of two chunks: the same chunk
-        # ids and counts) about other things; its file copied in under this store's name.
-        with open_at(tmp_path / "other", fake_embedder) as other:
-            other.write([make_write("/x/a.txt", GAMMA), make_write("/x/b.txt", ALPHA)])
-            other.write([make_write("/x/c.txt", BETA)])
-        shutil.copy(only(tmp_path / "other", stem), target)
-    with open_at(filled, fake_embedder) as store:
-        status = store.status()
-        assert status.in_sync
-        [note] = status.notes
-        assert target.name in note and "rebuilt the indexes from SQLite" in note
-        assert results(store, fake_embedder) == expected
-        assert_consistent(store)
-    with open_at(filled, fake_embedder) as store:  # the rebuilt files load as they are
-        assert store.status().notes == ()
-        assert results(store, fake_embedder) == expected
-
-
-@pytest.mark.parametrize(
-    "change",
-    [{"bm25_k1": 2.0}, {"bm25_b": 0.3}, {"title_in_keywords": False}],
-    ids=["k1", "b", "title"],
-)
-def test_changed_keyword_settings_rebuild_the_keyword_index(
-    filled: Path, fake_embedder: FakeEmbedder, change: dict[str, object]
-) -> None:
-    def scores(settings: IndexSettings) -> list[float]:
-        with SqliteStore(
-            filled, embedder_id=fake_embedder.id, dim=fake_embedder.dim, settings=settings
-        ) as store:
-            return store.search_keyword("beavers rivers winter", 10)[1].tolist()
-
-    before = scores(IndexSettings())
-    changed = scores(dataclasses.replace(IndexSettings(), **change))
-    assert changed != before  # the saved index, built with other settings, was not reused
-    assert scores(IndexSettings()) == before  # and going back rebuilds it as it was
-
-
-def test_index_files_behind_sqlite_are_caught_up_from_the_log(
-    filled: Path,
-    fake_embedder: FakeEmbedder,
-    make_write: Callable[..., DocumentWrite],
-    assert_consistent: Callable[[SqliteStore], None],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    with open_at(filled, fake_embedder) as writer:
-        # Committed to SQLite but not yet saved to the index files, as after a crash.
-        writer.write([make_write("/docs/alpha.txt", ["Aardvarks again.", "Now with new text."])])
-        writer.remove(["/docs/beta.txt"])
-        writer.write([make_write("/docs/delta.txt", ["Dolphins sleep with half a brain."])])
-        expected = results(writer, fake_embedder)
-
-        def no_rebuild(self: SqliteStore) -> None:
-            raise AssertionError("rebuilt from scratch instead of replaying the log")
-
-        monkeypatch.setattr(SqliteStore, "_rebuild", no_rebuild)
-        with open_at(filled, fake_embedder) as reader:
-            assert results(reader, fake_embedder) == expected
-            assert_consistent(reader)
-            assert keyword_ids(reader, "dolphins") and not keyword_ids(reader, "termites")
-
-
-def test_old_index_files_copied_back_are_not_trusted(
-    filled: Path,
-    tmp_path: Path,
-    fake_embedder: FakeEmbedder,
-    make_write: Callable[..., DocumentWrite],
-    assert_consistent: Callable[[SqliteStore], None],
-) -> None:
-    backup = tmp_path / "backup"
-    backup.mkdir()
-    for path in filled.glob("*.idx"):
-        shutil.copy2(path, backup / path.name)
-    with open_at(filled, fake_embedder) as store:
-        store.remove(["/docs/gamma.txt"])
-        store.write([make_write("/docs/delta.txt", ["Dolphins sleep with half a brain."])])
-        expected = results(store, fake_embedder)
-    for path in filled.glob("*.idx"):
-        path.unlink()
-    for path in backup.iterdir():
-        shutil.copy2(path, filled / path.name)
-    with open_at(filled, fake_embedder) as store:
-        assert results(store, fake_embedder) == expected
-        assert_consistent(store)
-        assert keyword_ids(store, "dolphins") and not keyword_ids(store, "capybaras")
-
-
-def test_a_crash_between_the_two_index_saves_is_recovered(
-    filled: Path,
-    fake_embedder: FakeEmbedder,
-    make_write: Callable[..., DocumentWrite],
-    assert_consistent: Callable[[SqliteStore], None],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    with open_at(filled, fake_embedder) as store:
-        store.write([make_write("/docs/delta.txt", ["Dolphins sleep with half a brain."])])
-        expected = results(store, fake_embedder)
-        # The vector file of the new position is written, then the process dies.
-        monkeypatch.setattr(KeywordIndex, "save", die)
-        with pytest.raises(KeyboardInterrupt):
-            store.sync()
-        monkeypatch.undo()
-        store._db.close()  # no clean close: nothing more reaches the disk
-        store._db = None
-    assert len(list(filled.glob("vectors-*.idx"))) == 2
-    with open_at(filled, fake_embedder) as store:
-        assert results(store, fake_embedder) == expected
-        assert_consistent(store)
-
-
-def test_temp_files_left_by_a_crash_are_removed_on_open(
-    filled: Path, fake_embedder: FakeEmbedder, assert_consistent: Callable[[SqliteStore], None]
-) -> None:
-    leftovers = [filled / "vectors-000000000099.idx.tmp", filled / ".keywords-x.idx.abc.tmp"]
-    for path in leftovers:
-        path.write_bytes(b"half of an index")
-        os.utime(path, (time.time() - 3600, time.time() - 3600))  # from a crash an hour ago
-    with open_at(filled, fake_embedder) as store:
-        assert_consistent(store)
-    assert not [p for p in leftovers if p.exists()]
-
-
-def test_opening_a_store_while_another_saves_its_indexes_breaks_neither(
-    filled: Path,
-    fake_embedder: FakeEmbedder,
-    make_write: Callable[..., DocumentWrite],
-    assert_consistent: Callable[[SqliteStore], None],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    rename = os.replace
-
-    def open_another_store_then_rename(src: Path, dst: Path) -> None:
-        monkeypatch.setattr(vectors.os, "replace", rename)
-        open_at(filled, fake_embedder).close()  # e.g. `askdocs search` starting meanwhile
-        rename(src, dst)
-
-    with open_at(filled, fake_embedder) as writer:
-        writer.write([make_write("/docs/delta.txt", ["Dolphins sleep with half a brain."])])
-        monkeypatch.setattr(vectors.os, "replace", open_another_store_then_rename)
-        writer.sync()
-        assert_consistent(writer)
-
-
-# -- SqliteStore: a full disk ----------------------------------------------------------------
-
-
-def no_space(*args: object, **kwargs: object) -> None:
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
-@pytest.mark.parametrize("files", ["behind", "missing"])
-def test_index_files_that_cannot_be_saved_on_a_full_disk_leave_reads_working(
-    filled: Path,
-    fake_embedder: FakeEmbedder,
-    make_write: Callable[..., DocumentWrite],
-    assert_consistent: Callable[[SqliteStore], None],
-    monkeypatch: pytest.MonkeyPatch,
-    files: str,
-) -> None:
-    """Simulated fault: saving an index file raises ENOSPC, as on a full disk.
-
-    The write that filled the disk was committed; the next `status` or `search` replays the
-    log (or rebuilds from SQLite) in memory, cannot save the result, and says so.
-    """
-    with open_at(filled, fake_embedder) as writer:
-        writer.write([make_write("/docs/delta.txt", ["Dolphins sleep with half a brain."])])
-        expected = results(writer, fake_embedder)
-        monkeypatch.setattr(VectorIndex, "save", no_space)
-        monkeypatch.setattr(KeywordIndex, "save", no_space)
-    # the writer's close could not save its indexes either, and did not fail for it
-    if files == "missing":
-        for path in filled.glob("*.idx"):
-            path.unlink()
-    with open_at(filled, fake_embedder) as reader:
-        status = reader.status()
-        assert (status.in_sync, status.documents) == (True, 4)
-        reader.sync()  # as closing it does: this save fails too
-        [note] = reader.status().notes
-        assert str(filled) in note and "the disk is full" in note and "memory" in note
-        assert results(reader, fake_embedder) == expected
-        assert_consistent(reader)
-    monkeypatch.undo()  # space freed: the next open saves its indexes
-    with open_at(filled, fake_embedder) as store:
-        assert store.status().notes == ()
-    with open_at(filled, fake_embedder) as store:
-        assert results(store, fake_embedder) == expected
-        assert len(list(filled.glob("*.idx"))) == 2
-
-
-def test_sqlite_on_a_full_disk_raises_storage_full_and_loses_nothing(
-    filled: Path,
-    fake_embedder: FakeEmbedder,
-    make_write: Callable[..., DocumentWrite],
-    assert_consistent: Callable[[SqliteStore], None],
-) -> None:
-    """A real SQLITE_FULL ("database or disk is full"): the database may not grow past its
-    size (PRAGMA max_page_count), as when the disk under it is full."""
-    with open_at(filled, fake_embedder) as store:
-        expected = results(store, fake_embedder)
-        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
-        store._db.execute(f"PRAGMA max_page_count = {pages}")
-        big = make_write("/docs/big.txt", [f"paragraph {n} " + "words " * 200 for n in range(40)])
-        with pytest.raises(StorageFull) as info:
-            store.write([big])
-        message = str(info.value)
-        assert f"the disk holding the store {filled} is full" in message
-        assert "Free some space" in message and "ingest resumes" in message
-        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
-        # nothing half-written; the store keeps answering, and takes writes again
-        assert paths(store) == ["/docs/alpha.txt", "/docs/beta.txt", "/docs/gamma.txt"]
-        assert results(store, fake_embedder) == expected
-        assert_consistent(store)
-        store._db.execute("PRAGMA max_page_count = 1073741823")
-        store.write([big])
-        assert store.status().documents == 4

@@ -69,8 +69,6 @@ class IndexSettings:
     hnsw_m: int = 48
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 192
-    bm25_k1: float = 1.2
-    bm25_b: float = 0.75
     title_in_keywords: bool = True
     # PostgreSQL stores only: "bm25" (computed in SQL, the embedded store's ranking) or
     # PostgreSQL's "ts_rank_cd" (docs/benchmarks.md, "PostgreSQL").

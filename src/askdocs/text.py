@@ -59,6 +59,9 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
     )
 )
 
+# BM25's constants for both stores: tantivy's, which it does not let us change, and the
+# PostgreSQL store's SQL uses the same, so both backends rank alike.
+BM25_K1, BM25_B = 1.2, 0.75
 _WORD = re.compile(r"\w+")
 _STOPWORD_LANGUAGES = frozenset({"english", "porter"})
 _ANALYZER_VERSION = "w1"  # bump when tokens() changes, so old index files are rejected

@@ -1,10 +1,11 @@
-"""The derived index files of a store directory: their names, saving a pair, leftovers.
+"""The vector index files of a store directory: their names, saving one, leftovers.
 
-`vectors-<seq>.idx` and `keywords-<seq>.idx` hold every change of the store's log up to
-`<seq>`. Each is written to a temp file and renamed, so a crash leaves the old or the new
-file, never half of one, and each carries a tag (the store's identity and `<seq>`) and
-checksums: a damaged file, or one copied in from another store or position, fails to load
-and the store rebuilds its indexes from SQLite.
+`vectors-<seq>.idx` holds every change of the store's log up to `<seq>`. It is written to a
+temp file and renamed, so a crash leaves the old or the new file, never half of one, and it
+carries a tag (the store's identity and `<seq>`) and checksums: a damaged file, or one
+copied in from another store or position, fails to load and the store rebuilds its vector
+index from SQLite. (The keyword index is tantivy's folder, `store.keywords`; the
+`keywords-<seq>.idx` files of older versions are deleted.)
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import contextlib
 import time
 from pathlib import Path
 
-from askdocs.keyword import KeywordIndex
 from askdocs.vectors import VectorIndex
 
-STEMS = ("vectors", "keywords")
+STEM, _OLD_STEMS = "vectors", ("keywords",)
 _STALE_TMP_SECONDS = 900
 
 
@@ -31,11 +31,9 @@ def saved(directory: Path, stem: str) -> dict[int, Path]:
     return found
 
 
-def newest_pair(directory: Path, head: int) -> int | None:
-    """The newest position with both files saved and not past the log's `head` (a crash
-    between the two saves leaves one newer file alone)."""
-    common = set(saved(directory, "vectors")) & set(saved(directory, "keywords"))
-    usable = [seq for seq in common if seq <= head]
+def newest(directory: Path, head: int) -> int | None:
+    """The newest position with a vector file saved, not past the log's `head`."""
+    usable = [seq for seq in saved(directory, STEM) if seq <= head]
     return max(usable) if usable else None
 
 
@@ -52,22 +50,27 @@ def remove_stale_temp_files(directory: Path) -> None:
                 tmp.unlink()
 
 
-def save_pair(
-    directory: Path, seq: int, vectors: VectorIndex, keywords: KeywordIndex, *, tag: str
-) -> None:
-    """Save both indexes at position `seq`, replacing files there: they may be the damaged
-    ones a rebuild replaces (another process's save of the same position is equivalent)."""
-    vectors.save(path_of(directory, "vectors", seq), tag=tag)
-    keywords.save(path_of(directory, "keywords", seq), tag=tag)
+def save(directory: Path, seq: int, vectors: VectorIndex, *, tag: str) -> None:
+    """Save the vector index at position `seq`, replacing a file there: it may be the
+    damaged one a rebuild replaces (another process's save of the same position is
+    equivalent)."""
+    vectors.save(path_of(directory, STEM, seq), tag=tag)
 
 
 def prune(directory: Path, seq: int, head: int) -> None:
-    """Delete the files the pair at `seq` supersedes.
+    """Delete the files the one at `seq` supersedes.
 
     Files of a newer position, saved by another process meanwhile, stay; files past the
     log's `head` cannot be from this store's history (a database restored from a backup).
     """
-    for stem in STEMS:
-        for old_seq, old in saved(directory, stem).items():
-            if old_seq < seq or old_seq > head:
-                old.unlink(missing_ok=True)
+    for old_seq, old in saved(directory, STEM).items():
+        if old_seq < seq or old_seq > head:
+            old.unlink(missing_ok=True)
+
+
+def remove_old_kinds(directory: Path) -> None:
+    """Delete the index files of older askdocs versions (`keywords-<seq>.idx`)."""
+    for stem in _OLD_STEMS:
+        for old in saved(directory, stem).values():
+            with contextlib.suppress(OSError):
+                old.unlink()

@@ -54,6 +54,31 @@ class WriteLock:
                 if self._depth == 0:
                     self._release()
 
+    @contextmanager
+    def held_if_free(self, what: str = "write") -> Iterator[bool]:
+        """Hold the lock for the block if no one else holds it (True), or do nothing
+        (False); never waits. Re-entrant, as `held`."""
+        if not self._mutex.acquire(blocking=False):
+            yield False
+            return
+        try:
+            try:
+                free = self._depth > 0 or self._try_acquire(what)
+            except OSError:  # a read-only store: no lock file, and no writing either
+                free = False
+            if not free:
+                yield False
+                return
+            self._depth += 1
+            try:
+                yield True
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._release()
+        finally:
+            self._mutex.release()
+
     def close(self) -> None:
         with self._mutex:
             if self._fd is not None:
@@ -62,20 +87,32 @@ class WriteLock:
             self._depth = 0
 
     def _acquire(self, what: str) -> None:
-        if fcntl is None:
+        if fcntl is None or self._try_acquire(what):
             return
+        holder = self._holder()
+        if holder not in self._announced:
+            self._announced.add(holder)
+            log.warning("%s: waiting for another %s", self.directory, holder)
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._announce(what)
+
+    def _try_acquire(self, what: str) -> bool:
+        if fcntl is None:
+            return True
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = self._holder()
-            if holder not in self._announced:
-                self._announced.add(holder)
-                log.warning("%s: waiting for another %s", self.directory, holder)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            return False
+        self._announce(what)
+        return True
+
+    def _announce(self, what: str) -> None:
         # Who holds it, for the message of the next process that has to wait. Best effort:
         # on a full disk even these few bytes may not fit.
+        assert self._fd is not None
         with suppress(OSError):
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, f"{what} on this store (pid {os.getpid()})".encode(), 0)

@@ -45,7 +45,7 @@ from askdocs.store import (
 )
 from askdocs.store.pgschema import MIGRATIONS, SCHEMA_VERSION
 from askdocs.store.schema import rebuilt_write
-from askdocs.text import Analyzer
+from askdocs.text import BM25_B, BM25_K1, Analyzer
 
 try:
     import psycopg
@@ -477,8 +477,7 @@ class PostgresStore:
                 " ORDER BY score DESC, ch.id LIMIT %(k)s"
             )  # fmt: skip
         else:
-            s = self.settings
-            args |= {"k1": s.bm25_k1, "b": s.bm25_b}
+            args |= {"k1": BM25_K1, "b": BM25_B}
             allowed = (
                 " AND p.chunk_id IN (SELECT ch.id FROM askdocs_chunks ch WHERE TRUE" + where + ")"
                 if where else ""
@@ -489,8 +488,9 @@ class PostgresStore:
                 "q AS (SELECT t.term, w.weight * ln(1 + (stats.n - t.df + 0.5) / (t.df + 0.5)) "
                 "AS idf FROM unnest(%(terms)s::text[], %(weights)s::float8[]) AS w(term, weight) "
                 "JOIN askdocs_terms t ON t.term = w.term, stats) "
-                "SELECT p.chunk_id, SUM(q.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * "
-                "p.dl / stats.avgdl))) AS score FROM q JOIN askdocs_postings p ON p.term = q.term "
+                "SELECT p.chunk_id, SUM(q.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * "
+                "(1 - %(b)s + %(b)s * p.dl / stats.avgdl))) AS score "
+                "FROM q JOIN askdocs_postings p ON p.term = q.term "
                 "CROSS JOIN stats WHERE TRUE" + allowed +
                 " GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(k)s"
             )  # fmt: skip

@@ -4,7 +4,8 @@ document as rows (`write_document`) and back (`rebuilt_write`).
 `meta` records what a store was built with (schema version, embedder, dimension) and its
 identity, a random id the derived index files carry so that files from another store are
 not loaded. Writing chunks logs them in `changes` (ADD, DELETE), which the derived indexes
-replay.
+replay; triggers log FIELDS for the chunks whose paths or tags change, which the keyword
+index holds for filters.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from askdocs.types import Chunk, Document, Heading, Page
 # version would lock the older ones out of the store for no gain.
 SCHEMA_VERSION = 1
 DATABASE = "askdocs.sqlite3"
-ADD, DELETE = 1, -1  # `changes.op`: a chunk added or deleted
+ADD, DELETE, FIELDS = 1, -1, 2  # `changes.op`: a chunk added, deleted, its paths or tags changed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,7 +73,37 @@ CREATE TABLE IF NOT EXISTS tags (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_key_value ON tags(key, value);
 CREATE TABLE IF NOT EXISTS annotations (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+""" + "".join(
+    # A path linked to content that another path already holds (the first path of new
+    # content comes with its chunks' ADD), a path moved to other content, a path removed,
+    # and any tag set, changed or removed: the content's chunks now carry other fields.
+    f"""
+CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} BEGIN
+    INSERT INTO changes (chunk_id, op) SELECT ch.id, {FIELDS} FROM chunks ch WHERE {chunks};
+END;"""
+    for name, event, chunks in (
+        (
+            "documents_linked",
+            "INSERT ON documents WHEN EXISTS (SELECT 1 FROM documents "
+            "WHERE content_id = NEW.content_id AND id <> NEW.id)",
+            "ch.content_id = NEW.content_id",
+        ),
+        (
+            "documents_moved",
+            "UPDATE OF content_id ON documents WHEN OLD.content_id <> NEW.content_id",
+            "ch.content_id IN (OLD.content_id, NEW.content_id)",
+        ),
+        ("documents_unlinked", "DELETE ON documents", "ch.content_id = OLD.content_id"),
+        *(
+            (
+                f"tags_{verb}",
+                f"{verb.upper()} ON tags",
+                f"ch.content_id = (SELECT content_id FROM documents WHERE id = {row}.document_id)",
+            )
+            for verb, row in (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))
+        ),
+    )
+)
 
 
 BUSY_SECONDS = 60  # how long a connection waits for another process's lock
@@ -258,6 +289,49 @@ def rebuilt_write(
         path, size, mtime_ns, content_hash, pipeline, document,
         tuple(Chunk(*c) for c in chunks), embeddings, tuple(text_hashes),
     )  # fmt: skip
+
+
+def head(db: sqlite3.Connection) -> int:
+    """The log's last position (0 for a new store)."""
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def replayable(db: sqlite3.Connection, seq: int) -> bool:
+    """True when the log still holds every change after position `seq`."""
+    if seq == head(db):
+        return True
+    row = db.execute("SELECT MIN(seq) FROM changes").fetchone()
+    return row[0] is not None and row[0] <= seq + 1
+
+
+def logged(db: sqlite3.Connection, after: int, upto: int) -> tuple[list[int], set[int], list[int]]:
+    """(added, deleted, fields changed): the chunk ids of the log's changes in (after, upto]."""
+    rows = db.execute(
+        "SELECT chunk_id, op FROM changes WHERE seq > ? AND seq <= ?", (after, upto)
+    ).fetchall()
+    added = [c for c, op in rows if op == ADD]
+    changed = [c for c, op in rows if op == FIELDS]
+    return added, {c for c, op in rows if op == DELETE}, changed
+
+
+def chunk_count(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+
+def chunk_batches(db: sqlite3.Connection, columns: str, size: int) -> Iterator[list[Any]]:
+    """Every chunk's `columns` (of `chunks ch`, the first one `ch.id`), `size` rows at a time
+    in id order."""
+    last = 0
+    while True:
+        rows = db.execute(
+            f"SELECT {columns} FROM chunks ch WHERE ch.id > ? ORDER BY ch.id LIMIT ?",
+            (last, size),
+        ).fetchall()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
 
 
 def _meta(db: sqlite3.Connection) -> dict[str, str]:

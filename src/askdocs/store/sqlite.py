@@ -1,13 +1,15 @@
-"""The embedded store: one directory holding SQLite (the truth) and two derived index files.
+"""The embedded store: one directory holding SQLite (the truth) and two derived indexes.
 
 SQLite (WAL) holds documents, their extracted text, chunks and embeddings, plus `changes`, a
-log of chunk ids added and deleted. The vector and keyword indexes are files named after the
-last change they contain (`vectors-<seq>.idx`, `keywords-<seq>.idx`, see `indexfiles`).
-Opening the store loads the newest index files and replays the log past them; if a file is
-missing, damaged, from another store or disagrees with SQLite, the indexes are rebuilt from
-SQLite and `status()` says so. Content is stored once per (content hash, pipeline); paths
-point at it, and carry their tags (`tags`). Writers, in this and other processes, take turns
-through `writing()`.
+log of chunk ids added, deleted, or given other paths or tags. The vector index lives in
+memory and is saved now and then to a file named after the last change it contains
+(`vectors-<seq>.idx`, see `indexfiles`); the keyword index is tantivy's folder, committed
+with every write and recording its position in `keywords.json` (`store.keywords`). Opening
+the store loads both and replays the log past them; if one is missing, damaged, from
+another store or disagrees with SQLite, it is rebuilt from SQLite and `status()` says so.
+
+Content is stored once per (content hash, pipeline); paths point at it, and carry their
+tags (`tags`). Writers, in this and other processes, take turns through `writing()`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import numpy as np
 
 from askdocs.config import IndexSettings
 from askdocs.errors import NotFound
-from askdocs.keyword import Analyzer, KeywordIndex
 from askdocs.store import (
     ChunkRecord,
     DocumentInfo,
@@ -39,8 +40,9 @@ from askdocs.store import (
     schema,
     tags,
 )
+from askdocs.store.keyword_sync import KeywordSync
 from askdocs.store.locking import WriteLock
-from askdocs.store.schema import ADD, DATABASE, DELETE
+from askdocs.store.schema import DATABASE
 from askdocs.vectors import HnswParams, VectorIndex
 
 __all__ = ["DATABASE", "SqliteStore"]  # DATABASE lives in `schema`
@@ -75,12 +77,13 @@ class SqliteStore:
             self.embedder_id, self.dim, self._identity = schema.check_meta(
                 self._db, self.directory, embedder_id, dim, self._write_lock
             )
-        self._analyzer = Analyzer()
         self._seq = 0
         self._commits = 0  # write transactions this connection committed
         self._allowed: dict[tuple[tuple[int, int], str, tuple[str, ...]], np.ndarray] = {}
         self._vectors = VectorIndex(dim, self._hnsw_params())
-        self._keywords = self._new_keyword_index()
+        self._keywords = KeywordSync(
+            self._db, self.directory, self._identity, self.settings, self._write_lock, self._note
+        )
         self._load_indexes()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -222,45 +225,18 @@ class SqliteStore:
         s = self.settings
         return HnswParams(s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.hnsw_threshold)
 
-    def _new_keyword_index(self) -> KeywordIndex:
-        return KeywordIndex(self._analyzer, k1=self.settings.bm25_k1, b=self.settings.bm25_b)
-
     def _head(self) -> int:
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
-        return int(row[0]) if row else 0
+        return schema.head(self._db)
 
     def _tag(self, seq: int) -> str:
-        """What index files at position `seq` of this store carry; others are not loaded."""
+        """What vector files at position `seq` of this store carry; others are not loaded."""
         return f"{self._identity}@{seq}"
 
     def _load_indexes(self) -> None:
         indexfiles.remove_stale_temp_files(self.directory)
-        seq = indexfiles.newest_pair(self.directory, self._head())
-        loaded, problems = False, []
-        if seq is not None and self._keyword_spec_stored() == self._keyword_spec():
-            try:
-                self._vectors = VectorIndex.load(
-                    indexfiles.path_of(self.directory, "vectors", seq),
-                    self._hnsw_params(),
-                    tag=self._tag(seq),
-                )
-                self._keywords = KeywordIndex.load(
-                    indexfiles.path_of(self.directory, "keywords", seq), tag=self._tag(seq)
-                )
-                self._seq = seq
-                loaded = self._replayable()
-            except ValueError as exc:
-                self._note(f"{exc}; rebuilt the indexes from SQLite")
-        if loaded:
-            self._catch_up()
-            problems = self._problems()
-            if problems:
-                self._note(
-                    f"the index files disagreed with SQLite ({'; '.join(problems)}); "
-                    "rebuilt the indexes from SQLite"
-                )
-        if not loaded or problems:
-            self._rebuild()
+        indexfiles.remove_old_kinds(self.directory)
+        self._load_vectors()
+        self._keywords.open()
 
     def _note(self, message: str) -> None:
         """Something `status()` should tell, said once on stderr (see `store.locking`)."""
@@ -283,101 +259,97 @@ class SqliteStore:
                 "memory and nothing is lost; they are saved once the store can be written."
             )
 
-    def _keyword_spec(self) -> str:
-        """What shapes the keyword index besides the chunks; a change means a rebuild."""
-        s = self.settings
-        return f"{self._analyzer.id()}|k1={s.bm25_k1}|b={s.bm25_b}|title={int(s.title_in_keywords)}"
+    def _replayable(self, seq: int) -> bool:
+        return schema.replayable(self._db, seq)
 
-    def _keyword_spec_stored(self) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'keyword_spec'").fetchone()
-        return row[0] if row else None
+    def _chunk_count(self) -> int:
+        return schema.chunk_count(self._db)
 
-    def _replayable(self) -> bool:
-        """True when the log still holds every change after the indexes' position."""
-        if self._seq == self._head():
-            return True
-        row = self._db.execute("SELECT MIN(seq) FROM changes").fetchone()
-        return row[0] is not None and row[0] <= self._seq + 1
+    # The vector index: in memory, saved to `vectors-<seq>.idx` now and then.
 
-    def _rebuild(self) -> None:
-        """Recreate both derived indexes from SQLite alone."""
+    def _load_vectors(self) -> None:
+        seq = indexfiles.newest(self.directory, self._head())
+        loaded = False
+        if seq is not None:
+            try:
+                self._vectors = VectorIndex.load(
+                    indexfiles.path_of(self.directory, indexfiles.STEM, seq),
+                    self._hnsw_params(),
+                    tag=self._tag(seq),
+                )
+                self._seq = seq
+                loaded = self._replayable(seq)
+            except ValueError as exc:
+                self._note(f"{exc}; rebuilt the vector index from SQLite")
+        if loaded:
+            self._catch_up_vectors()
+            count = self._chunk_count()
+            if len(self._vectors) != count:
+                loaded = False
+                self._note(
+                    f"the vector file disagreed with SQLite (it holds {len(self._vectors)} "
+                    f"chunks, SQLite {count}); rebuilt the vector index from SQLite"
+                )
+        if not loaded:
+            self._rebuild_vectors()
+
+    def _rebuild_vectors(self) -> None:
         with self._lock:
             self._vectors = VectorIndex(self.dim, self._hnsw_params())
-            self._keywords = self._new_keyword_index()
             self._db.execute("BEGIN")  # one snapshot: chunks and head agree
-            head = self._head()
-            last = 0
-            while True:
-                ids = [
-                    r[0]
-                    for r in self._db.execute(
-                        "SELECT id FROM chunks WHERE id > ? ORDER BY id LIMIT ?",
-                        (last, _REPLAY_BATCH),
-                    )
-                ]
-                if not ids:
-                    break
-                self._add_to_indexes(ids)
-                last = ids[-1]
-            self._db.execute("COMMIT")
+            try:
+                head = self._head()
+                for rows in schema.chunk_batches(self._db, "ch.id, ch.embedding", _REPLAY_BATCH):
+                    self._add_vectors(rows)
+            finally:
+                self._db.execute("COMMIT")
             self._seq = head
-            with self._or_note("record the keyword settings"):
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('keyword_spec', ?)",
-                    (self._keyword_spec(),),
-                )
-            self._save_indexes()
+            self._save_vectors()
 
-    def _catch_up(self) -> None:
-        """Apply logged changes past the indexes' position (from this or another process)."""
-        with self._lock:
-            head = self._head()
-            if head == self._seq:
-                return
-            if not self._replayable():
-                self._load_indexes()
-                return
-            rows = self._db.execute(
-                "SELECT chunk_id, op FROM changes WHERE seq > ? AND seq <= ?", (self._seq, head)
-            ).fetchall()
-            added = [c for c, op in rows if op == ADD]
-            deleted = {c for c, op in rows if op == DELETE}
-            self._vectors.delete(deleted)
-            self._keywords.delete(deleted)
-            fresh = [c for c in added if c not in deleted]
-            for start in range(0, len(fresh), _REPLAY_BATCH):
-                self._add_to_indexes(fresh[start : start + _REPLAY_BATCH])
-            self._seq = head
+    def _add_vectors(self, rows: Sequence[tuple]) -> None:
+        if rows:
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            self._vectors.add(ids, vectors.reshape(len(rows), self.dim))
 
-    def _add_to_indexes(self, chunk_ids: Sequence[int]) -> None:
-        rows = self._db.execute(
-            "SELECT ch.id, ch.embedding, ch.text, ct.title FROM chunks ch "
-            "JOIN contents ct ON ct.id = ch.content_id "
-            f"WHERE ch.id IN ({','.join('?' * len(chunk_ids))}) ORDER BY ch.id",
-            list(chunk_ids),
-        ).fetchall()
-        if not rows:
+    def _catch_up_vectors(self) -> None:
+        head = self._head()
+        if head == self._seq:
             return
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        self._vectors.add(ids, vectors.reshape(len(rows), self.dim))
-        self._keywords.add(ids.tolist(), [self._keyword_text(r[2], r[3]) for r in rows])
+        if not self._replayable(self._seq):
+            self._load_vectors()
+            return
+        added, deleted, _ = schema.logged(self._db, self._seq, head)
+        self._vectors.delete(deleted)
+        fresh = [c for c in added if c not in deleted]
+        for start in range(0, len(fresh), _REPLAY_BATCH):
+            part = fresh[start : start + _REPLAY_BATCH]
+            self._add_vectors(
+                self._db.execute(
+                    f"SELECT id, embedding FROM chunks WHERE id IN ({','.join('?' * len(part))}) "
+                    "ORDER BY id",
+                    part,
+                ).fetchall()
+            )
+        self._seq = head
 
-    def _keyword_text(self, text: str, title: str) -> str:
-        return f"{title}\n{text}" if self.settings.title_in_keywords and title else text
-
-    def _save_indexes(self) -> None:
+    def _save_vectors(self) -> None:
         seq = self._seq
         with self._or_note("save the index files"):
-            indexfiles.save_pair(
-                self.directory, seq, self._vectors, self._keywords, tag=self._tag(seq)
-            )
+            indexfiles.save(self.directory, seq, self._vectors, tag=self._tag(seq))
             indexfiles.prune(self.directory, seq, self._head())
-            # Both files now hold every change up to seq: the log before it is not needed.
-            self._db.execute("DELETE FROM changes WHERE seq <= ?", (seq,))
+            # The log before both indexes' positions is not needed.
+            kept = min(seq, self._keywords.on_disk())
+            self._db.execute("DELETE FROM changes WHERE seq <= ?", (kept,))
+
+    def _catch_up(self) -> None:
+        """Apply logged changes past the indexes' positions (from this or another process)."""
+        with self._lock:
+            self._catch_up_vectors()
+            self._keywords.catch_up(wait=False)
 
     def _save_if_behind(self) -> None:
-        """Save the index files once the log past them is long (`SAVE_AFTER`, or half the
+        """Save the vector file once the log past it is long (`SAVE_AFTER`, or half the
         store): opening the store replays the log, so this bounds what a crash costs, and
         growing with the store keeps the saves' total work linear in what is ingested."""
         unsaved = self._db.execute("SELECT COUNT(*) FROM changes").fetchone()[0]
@@ -385,19 +357,19 @@ class SqliteStore:
             self.sync()
 
     def sync(self) -> None:
-        """Catch up with the log and persist both indexes (on close, and as writes go on)."""
+        """Catch up with the log and persist the vector index (on close, and as writes go
+        on); the keyword index is committed as it is written."""
         with self._lock:
             self._catch_up()
-            if self._seq not in indexfiles.saved(self.directory, "vectors"):
-                self._save_indexes()
+            if self._seq not in indexfiles.saved(self.directory, indexfiles.STEM):
+                self._save_vectors()
 
     def _problems(self) -> list[str]:
-        count = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        count = self._chunk_count()
         problems = []
         if len(self._vectors) != count:
             problems.append(f"vector index holds {len(self._vectors)} chunks, SQLite {count}")
-        if len(self._keywords) != count:
-            problems.append(f"keyword index holds {len(self._keywords)} chunks, SQLite {count}")
+        problems.extend(self._keywords.problems(count))
         return problems
 
     # -- reads -----------------------------------------------------------------------------
@@ -444,10 +416,9 @@ class SqliteStore:
             return self._vectors.search(vector, k, allowed=allowed)
 
     def search_keyword(self, query: str, k: int, filters: Filters | None = None) -> Ranking:
-        allowed = self._allowed_ids(filters)
         with self._lock:
             self._catch_up()
-            return self._keywords.search(query, k, allowed=allowed)
+            return self._keywords.search(query, k, filters)
 
     def records(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
         if not len(chunk_ids):

@@ -1,0 +1,193 @@
+"""A million synthetic chunks on PostgreSQL + pgvector against the embedded store, in one run.
+
+    python benchmarks/bench_postgres_scale.py [--n 1000000] [--pgdata DIR] [--cache DIR]
+
+PostgreSQL 16 + pgvector 0.6 from the pgserver wheel (data in `--pgdata`, default
+~/.cache/askdocs-bench/pgdata). The store holds `run.py`'s synthetic chunks (Zipfian text, 10
+chunks a document, every tenth document Markdown) with MiniLM-shaped vectors (`run.py`:
+the mean and covariance of the SciFact chunk embeddings, without their clusters), written
+through `PostgresStore.write` in batches of 5,000 chunks with the HNSW index dropped, which
+is then built once with the store's parameters (M=48, efConstruction=80), as a bulk load
+into pgvector is done. The load is kept in the database and reused by later runs.
+
+Then, with the embedded synthetic store of the same size from `run.py`'s cache (written if
+missing; its HNSW graph is the one `run.py --vectors ...` installed last), interleaved query
+by query: p50/p95 of `KnowledgeBase.search` per mode (query embedding included) for
+`run.py`'s 300 queries, and hybrid search filtered by a path glob (1,000 documents) and by
+kind (10%). Recall@10 of pgvector's HNSW against exact search over the same vectors, for
+200 SciFact query embeddings, at the store's ef_search (192) and higher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import run
+from bench_postgres import database
+from cpu import cpu_name
+from pgvector.psycopg import register_vector
+
+from askdocs import config
+from askdocs.embeddings import load_embedder
+from askdocs.evaluate import default_store, latency_summary, load_beir
+from askdocs.kb import KnowledgeBase, embedder_spec
+from askdocs.retrieval import Filters
+from askdocs.store.postgres import PostgresStore
+
+EF_VALUES = (192, 400, 800)
+FILTERS = {
+    "hybrid, filter path glob, 1000 docs": Filters(path_glob="/synthetic/0000/*"),
+    "hybrid, filter kind md, 10%": Filters(kinds=("md",)),
+}
+
+
+def load(url: str, n: int, vectors: run.Vectors, cache: Path, embedder_id: str) -> dict:
+    """Write the synthetic chunks into the store at `url` once; their load times."""
+    record_file = cache / f"postgres-synthetic-{n}.json"
+    if record_file.exists():
+        record = json.loads(record_file.read_text())
+        if record.get("format") == run.CACHE_FORMAT:
+            return record
+    settings = config.load().index
+    texts = run.bench_keyword.synthetic_texts(n, seed=run.SEED)
+    start = time.perf_counter()
+    with PostgresStore(url, embedder_id=embedder_id, dim=run.DIM, settings=settings) as store:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP INDEX IF EXISTS askdocs_chunks_embedding")
+        for ids, batch in vectors.batches(n):
+            first_doc = int(ids[0] - 1) // run.CHUNKS_PER_DOC
+            writes = []
+            for j in range(len(ids) // run.CHUNKS_PER_DOC):
+                rows = slice(j * run.CHUNKS_PER_DOC, (j + 1) * run.CHUNKS_PER_DOC)
+                parts = texts[int(ids[rows][0]) - 1 : int(ids[rows][-1])]
+                writes.append(run.synthetic_write(first_doc + j, parts, batch[rows]))
+            store.write(writes)
+            if int(ids[-1]) % 100_000 == 0:
+                run.say(f"{int(ids[-1]):,} chunks in {time.perf_counter() - start:.0f} s")
+    write_s = time.perf_counter() - start
+    run.say("building the HNSW index")
+    start = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET maintenance_work_mem = '8GB'")
+        conn.execute(f"SET max_parallel_maintenance_workers = {max(1, (os.cpu_count() or 2) - 1)}")
+        conn.execute(
+            "CREATE INDEX askdocs_chunks_embedding ON askdocs_chunks USING hnsw "
+            f"(embedding vector_cosine_ops) WITH (m = {settings.hnsw_m}, "
+            f"ef_construction = {settings.hnsw_ef_construction})"
+        )
+        first, last = conn.execute("SELECT MIN(id), MAX(id) FROM askdocs_chunks").fetchone()
+    record = {"format": run.CACHE_FORMAT, "write_s": write_s, "hnsw_s": time.perf_counter() - start}
+    # Chunk ids as `run.Vectors.batches` numbers them (1..n): exact search can be compared.
+    assert (first, last) == (1, n), (first, last)
+    record_file.write_text(json.dumps(record))
+    return record
+
+
+def recall(url: str, vectors: run.Vectors, n: int, queries: np.ndarray) -> list[tuple]:
+    truth = run.exact_top_k(vectors, n, queries)
+    rows = []
+    with psycopg.connect(url) as conn:
+        register_vector(conn)
+        for ef in EF_VALUES:
+            found, seconds = [], []
+            with conn.transaction():
+                conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+                for query in queries:
+                    begin = time.perf_counter()
+                    ids = conn.execute(
+                        "SELECT id FROM askdocs_chunks ORDER BY embedding <=> %s LIMIT %s",
+                        (query, run.K),
+                    ).fetchall()
+                    seconds.append(time.perf_counter() - begin)
+                    found.append([r[0] for r in ids])
+            hits = [len(np.intersect1d(f, t)) for f, t in zip(found, truth, strict=True)]
+            summary = latency_summary(seconds)
+            rows.append((ef, np.mean(hits) / run.K, summary["p50_ms"], summary["p95_ms"]))
+    return rows
+
+
+def timed(kbs: dict[str, KnowledgeBase], queries: list[str], filters: Filters | None) -> dict:
+    """Seconds per search, per store and mode, the stores interleaved query by query."""
+    modes = ("hybrid",) if filters else run.MODES
+    for kb in kbs.values():
+        for query in queries[:5]:
+            for mode in modes:
+                kb.search(query, mode=mode, filters=filters)
+    seconds: dict[tuple[str, str], list[float]] = {}
+    for query in queries:
+        for name, kb in kbs.items():
+            for mode in modes:
+                begin = time.perf_counter()
+                kb.search(query, mode=mode, filters=filters)
+                seconds.setdefault((name, mode), []).append(time.perf_counter() - begin)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="chunks")
+    parser.add_argument("--data", type=Path, default=run.DEFAULT_DATA, help="holds scifact/")
+    parser.add_argument("--cache", type=Path, default=run.DEFAULT_CACHE)
+    parser.add_argument("--pgdata", type=Path, default=run.DEFAULT_CACHE / "pgdata")
+    args = parser.parse_args()
+    import pgserver
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(args.cache / "runtime"))
+    scifact = load_beir(args.data / "scifact")
+    scifact_store = default_store(args.data / "scifact")
+    shaped = run.minilm_shaped(scifact_store, len(scifact.corpus), args.cache)
+    if shaped is None:
+        raise SystemExit("needs the SciFact store to shape the vectors: askdocs eval retrieval")
+    settings = config.load()
+    embedder_id = embedder_spec(settings)[0]
+    embedder = load_embedder(settings.embedding)
+    server = pgserver.get_server(args.pgdata, cleanup_mode="stop")
+    url = database(server.get_uri(), f"synthetic{args.n}")
+    built = load(url, args.n, shaped, args.cache, embedder_id)
+    directory, record = run.synthetic_store(args.n, args.cache, embedder_id, 300)
+    queries = record["queries"][:300]
+    stores = {"embedded": str(directory), "PostgreSQL": url}
+    kbs = {
+        name: KnowledgeBase.open(
+            dataclasses.replace(settings, store=store), create=False, embedder=embedder
+        )
+        for name, store in stores.items()
+    }
+    rows = []
+    for filters in (None, *FILTERS.values()):
+        label = next((k for k, v in FILTERS.items() if v is filters), "")
+        found = timed(kbs, queries if filters is None else queries[:100], filters)
+        for (name, mode), seconds in found.items():
+            summary = latency_summary(seconds)
+            rows.append((name, label or mode, summary["p50_ms"], summary["p95_ms"], len(seconds)))
+    for kb in kbs.values():
+        kb.close()
+    query_vectors = embedder.embed(list(scifact.queries.values())[:200], truncate=True)
+    recalls = recall(url, shaped, args.n, query_vectors)
+    server.cleanup()
+    base = {mode: p50 for name, mode, p50, _, _ in rows if name == "embedded"}
+    print(f"\nCPU: {cpu_name()}, {os.cpu_count()} vCPU; {args.n:,} synthetic chunks")
+    print("command: python benchmarks/bench_postgres_scale.py\n")
+    print(
+        f"PostgreSQL load: {built['write_s']:.0f} s through PostgresStore.write without the "
+        f"HNSW index, then {built['hnsw_s']:.0f} s to build it.\n"
+    )
+    print("| store | mode | p50 ms | p95 ms | p50 vs embedded | queries |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, mode, p50, p95, count in rows:
+        print(f"| {name} | {mode} | {p50:.1f} | {p95:.1f} | {p50 / base[mode]:.2f}x | {count} |")
+    print(f"\n| pgvector HNSW ef_search | recall@{run.K} | p50 ms | p95 ms |")
+    print("|---:|---:|---:|---:|")
+    for ef, value, p50, p95 in recalls:
+        print(f"| {ef} | {value:.3f} | {p50:.2f} | {p95:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
