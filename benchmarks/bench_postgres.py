@@ -61,7 +61,7 @@ def main() -> None:
     rows = []
     baseline: dict[str, evaluate.ModeResult] = {}
     for name, store, ranking in [
-        ("embedded (SQLite + own BM25 + HNSW)", settings.store, "bm25"),
+        ("embedded (SQLite, tantivy BM25, exact vectors)", settings.store, "bm25"),
         ("PostgreSQL, BM25 in SQL", url, "bm25"),
         ("PostgreSQL, ts_rank_cd", url, "ts_rank_cd"),
     ]:

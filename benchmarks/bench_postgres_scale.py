@@ -36,7 +36,7 @@ from pgvector.psycopg import register_vector
 
 from askdocs import config
 from askdocs.embeddings import load_embedder
-from askdocs.evaluate import default_store, latency_summary, load_beir
+from askdocs.evaluate import eval_settings, latency_summary, load_beir
 from askdocs.kb import KnowledgeBase, embedder_spec
 from askdocs.retrieval import Filters
 from askdocs.store.postgres import PostgresStore
@@ -141,7 +141,7 @@ def main() -> None:
 
     os.environ.setdefault("XDG_RUNTIME_DIR", str(args.cache / "runtime"))
     scifact = load_beir(args.data / "scifact")
-    scifact_store = default_store(args.data / "scifact")
+    scifact_store = Path(eval_settings(args.data / "scifact").store)
     shaped = run.minilm_shaped(scifact_store, len(scifact.corpus), args.cache)
     if shaped is None:
         raise SystemExit("needs the SciFact store to shape the vectors: askdocs eval retrieval")

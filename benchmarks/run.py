@@ -53,7 +53,6 @@ from askdocs.config import Settings
 from askdocs.embeddings import MiniLMEmbedder, load_embedder
 from askdocs.evaluate import (
     corpus_documents,
-    default_store,
     eval_settings,
     latency_summary,
     load_beir,
@@ -563,11 +562,18 @@ def graph(vectors: VectorSource, n: int, params: HnswParams, cache: Path) -> tup
 
 
 def install(directory: Path, graph_file: Path) -> None:
-    """Make a cached graph the store's vector index file (a hard link: no 2 GB copy)."""
+    """Make a cached graph the store's vector index file, tagged for that store and position
+    as the store's own saves are (a file with another tag is rebuilt from SQLite)."""
     (current,) = directory.glob("vectors-*.idx")
-    if not os.path.samefile(current, graph_file):
-        current.unlink()
-        os.link(graph_file, current)
+    with sqlite3.connect(f"file:{directory / DATABASE}?mode=ro", uri=True) as db:
+        [store_id] = db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+    tag = f"{store_id}@{int(current.stem.split('-')[1])}"
+    marker = directory / "installed-graph.txt"
+    if marker.exists() and marker.read_text() == f"{graph_file.name} {current.name}":
+        return
+    say(f"installing {graph_file.name} as {current.name}")
+    VectorIndex.load(graph_file).save(current, tag=tag)
+    marker.write_text(f"{graph_file.name} {current.name}")
 
 
 def exact_top_k(vectors: VectorSource, n: int, queries: np.ndarray) -> np.ndarray:
@@ -672,8 +678,9 @@ def run_synthetic(args: argparse.Namespace, embedder: MiniLMEmbedder) -> None:
     s = settings.index
     base = HnswParams(s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.hnsw_threshold)
     scifact = load_beir(args.data / "scifact")
+    scifact_store = eval_settings(args.data / "scifact").store  # the configured encoder's
     shaped = (
-        minilm_shaped(default_store(args.data / "scifact"), len(scifact.corpus), args.cache)
+        minilm_shaped(Path(scifact_store), len(scifact.corpus), args.cache)
         if args.vectors == "shaped"
         else None
     )
@@ -682,7 +689,7 @@ def run_synthetic(args: argparse.Namespace, embedder: MiniLMEmbedder) -> None:
     scifact_queries = list(scifact.queries.values())
     query_vectors = embedder.embed(scifact_queries[: args.recall_queries], truncate=True)
     recall: list[tuple[str, ...]] = []
-    real = stored_embeddings(default_store(args.data / "scifact"), len(scifact.corpus))
+    real = stored_embeddings(Path(scifact_store), len(scifact.corpus))
     if real is not None:  # the real thing, though too small to need HNSW by default
         stored = StoredVectors("SciFact chunks", real)
         forced = [dataclasses.replace(p, threshold=0) for p in parse_variants(args.hnsw, base)]

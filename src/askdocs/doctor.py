@@ -22,7 +22,15 @@ from askdocs.config import Settings
 from askdocs.errors import AskdocsError
 
 OK, PROBLEM, SKIPPED = "ok", "problem", "skipped"
-REQUIRED = ("numpy", "onnxruntime", "tokenizers", "faiss-cpu", "pypdfium2", "python-docx")
+REQUIRED = (
+    "numpy",
+    "onnxruntime",
+    "tokenizers",
+    "faiss-cpu",
+    "tantivy",
+    "pypdfium2",
+    "python-docx",
+)
 OPTIONAL = {
     "llama-cpp-python": "pip install 'askdocs[llm]' (see the README for the build flags)",
     "fastapi": "pip install 'askdocs[server]'",
