@@ -7,8 +7,8 @@ PostgreSQL 16 + pgvector 0.6 from the pgserver wheel (data in `--pgdata`, defaul
 chunks a document, every tenth document Markdown) with MiniLM-shaped vectors (`run.py`:
 the mean and covariance of the SciFact chunk embeddings, without their clusters), written
 through `PostgresStore.write` in batches of 5,000 chunks with the HNSW index dropped, which
-is then built once with the store's parameters (M=48, efConstruction=80), as a bulk load
-into pgvector is done. The load is kept in the database and reused by later runs.
+is then built once with the store's parameters (pgvector's m=16, ef_construction=64), as a
+bulk load into pgvector is done. The load is kept in the database and reused by later runs.
 
 Then, with the embedded synthetic store of the same size from `run.py`'s cache (written if
 missing; its HNSW graph is the one `run.py --vectors ...` installed last), interleaved query
@@ -39,7 +39,7 @@ from askdocs.embeddings import load_embedder
 from askdocs.evaluate import eval_settings, latency_summary, load_beir
 from askdocs.kb import KnowledgeBase, embedder_spec
 from askdocs.retrieval import Filters
-from askdocs.store.postgres import PostgresStore
+from askdocs.store.postgres import HNSW_EF_CONSTRUCTION, HNSW_M, PostgresStore
 
 EF_VALUES = (192, 400, 800)
 FILTERS = {
@@ -49,44 +49,52 @@ FILTERS = {
 
 
 def load(url: str, n: int, vectors: run.Vectors, cache: Path, embedder_id: str) -> dict:
-    """Write the synthetic chunks into the store at `url` once; their load times."""
+    """Write the synthetic chunks into the store at `url` and build its HNSW index, once
+    (each step is recorded as it ends, so an interrupted run resumes); their times."""
     record_file = cache / f"postgres-synthetic-{n}.json"
-    if record_file.exists():
-        record = json.loads(record_file.read_text())
-        if record.get("format") == run.CACHE_FORMAT:
-            return record
+    record = json.loads(record_file.read_text()) if record_file.exists() else {}
+    if record.get("format") != run.CACHE_FORMAT:
+        record = {"format": run.CACHE_FORMAT}
     settings = config.load().index
-    texts = run.bench_keyword.synthetic_texts(n, seed=run.SEED)
-    start = time.perf_counter()
-    with PostgresStore(url, embedder_id=embedder_id, dim=run.DIM, settings=settings) as store:
+    if "write_s" not in record:
+        texts = run.bench_keyword.synthetic_texts(n, seed=run.SEED)
+        start = time.perf_counter()
+        with PostgresStore(url, embedder_id=embedder_id, dim=run.DIM, settings=settings) as store:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("DROP INDEX IF EXISTS askdocs_chunks_embedding")
+                done = conn.execute("SELECT COUNT(*) FROM askdocs_chunks").fetchone()[0]
+            if done:
+                raise SystemExit(f"{url} holds {done:,} chunks of an interrupted load: drop it")
+            for ids, batch in vectors.batches(n):
+                first_doc = int(ids[0] - 1) // run.CHUNKS_PER_DOC
+                writes = []
+                for j in range(len(ids) // run.CHUNKS_PER_DOC):
+                    rows = slice(j * run.CHUNKS_PER_DOC, (j + 1) * run.CHUNKS_PER_DOC)
+                    parts = texts[int(ids[rows][0]) - 1 : int(ids[rows][-1])]
+                    writes.append(run.synthetic_write(first_doc + j, parts, batch[rows]))
+                store.write(writes)
+                if int(ids[-1]) % 100_000 == 0:
+                    run.say(f"{int(ids[-1]):,} chunks in {time.perf_counter() - start:.0f} s")
+        record["write_s"] = time.perf_counter() - start
+        record_file.write_text(json.dumps(record))
+    if "hnsw_s" not in record:
+        run.say("building the HNSW index")
+        start = time.perf_counter()
+        workers = max(1, (os.cpu_count() or 2) - 1)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("DROP INDEX IF EXISTS askdocs_chunks_embedding")
-        for ids, batch in vectors.batches(n):
-            first_doc = int(ids[0] - 1) // run.CHUNKS_PER_DOC
-            writes = []
-            for j in range(len(ids) // run.CHUNKS_PER_DOC):
-                rows = slice(j * run.CHUNKS_PER_DOC, (j + 1) * run.CHUNKS_PER_DOC)
-                parts = texts[int(ids[rows][0]) - 1 : int(ids[rows][-1])]
-                writes.append(run.synthetic_write(first_doc + j, parts, batch[rows]))
-            store.write(writes)
-            if int(ids[-1]) % 100_000 == 0:
-                run.say(f"{int(ids[-1]):,} chunks in {time.perf_counter() - start:.0f} s")
-    write_s = time.perf_counter() - start
-    run.say("building the HNSW index")
-    start = time.perf_counter()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET maintenance_work_mem = '8GB'")
-        conn.execute(f"SET max_parallel_maintenance_workers = {max(1, (os.cpu_count() or 2) - 1)}")
-        conn.execute(
-            "CREATE INDEX askdocs_chunks_embedding ON askdocs_chunks USING hnsw "
-            f"(embedding vector_cosine_ops) WITH (m = {settings.hnsw_m}, "
-            f"ef_construction = {settings.hnsw_ef_construction})"
-        )
-        first, last = conn.execute("SELECT MIN(id), MAX(id) FROM askdocs_chunks").fetchone()
-    record = {"format": run.CACHE_FORMAT, "write_s": write_s, "hnsw_s": time.perf_counter() - start}
-    # Chunk ids as `run.Vectors.batches` numbers them (1..n): exact search can be compared.
-    assert (first, last) == (1, n), (first, last)
-    record_file.write_text(json.dumps(record))
+            conn.execute("SET maintenance_work_mem = '8GB'")
+            conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
+            conn.execute(
+                "CREATE INDEX askdocs_chunks_embedding ON askdocs_chunks USING hnsw "
+                f"(embedding vector_cosine_ops) WITH (m = {HNSW_M}, "
+                f"ef_construction = {HNSW_EF_CONSTRUCTION})"
+            )
+            first, last = conn.execute("SELECT MIN(id), MAX(id) FROM askdocs_chunks").fetchone()
+        # Chunk ids as `run.Vectors.batches` numbers them (1..n): exact search can be compared.
+        assert (first, last) == (1, n), (first, last)
+        record["hnsw_s"] = time.perf_counter() - start
+        record_file.write_text(json.dumps(record))
     return record
 
 

@@ -40,6 +40,7 @@ from askdocs.answer.packing import (
     grammar_for,
     pack,
 )
+from askdocs.answer.steps import asks_steps, steps
 from askdocs.answer.styles import resolve
 from askdocs.answer.summary import glob_escape, subject, summarise
 from askdocs.citations import strip_citations
@@ -155,6 +156,10 @@ def stream_answer(
         answer = refusal(question, passages, reason, mode=run_mode, strength=strength)
         yield Final(replace(answer, timings=clock.total(), style=style))
         return
+    if style == "full" and o.json_schema is None and asks_steps(question):
+        listed = yield from _steps(kb, question, hits, o, clock, strength)
+        if listed:
+            return
     if not use_model:
         yield from _extractive(question, passages, clock, strength)
         return
@@ -214,6 +219,32 @@ def _summary(
     chunks = kb.search(topic, k=SUMMARY_CHUNKS, mode=o.mode, filters=only, rerank=False)
     answer = summarise(question, score_passages(topic, chunks, cache, Analyzer()), strength)
     clock.lap("summarise")
+    if answer is None:
+        return False
+    yield from _settled(answer, clock)
+    return True
+
+
+def _steps(
+    kb: KnowledgeBase,
+    question: str,
+    hits: Sequence[Hit],
+    o: AskOptions,
+    clock: Clock,
+    strength: float,
+) -> Generator_[Event, None, bool]:
+    """Quote the numbered list a how-to question names (`answer.steps`); False: none."""
+
+    def source(hit: Hit) -> str | None:
+        found = kb.passage(hit.chunk_id)
+        return found[1] if found else None
+
+    def chunks_of(hit: Hit) -> list[Hit]:
+        only = replace(o.filters or Filters(), path_glob=glob_escape(hit.path))
+        return kb.search(question, k=SUMMARY_CHUNKS, mode=o.mode, filters=only, rerank=False)
+
+    answer = steps(question, hits, source, chunks_of, evidence=strength)
+    clock.lap("steps")
     if answer is None:
         return False
     yield from _settled(answer, clock)

@@ -95,6 +95,11 @@ def _redacted(url: str) -> str:
     return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)
 
 
+# pgvector's own defaults: the embedded index's m 48 / efConstruction 80 are tuned for faiss,
+# and pgvector refuses them (it needs ef_construction >= 2 * m).
+HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
+
+
 class PostgresStore:
     """The `Store` on PostgreSQL + pgvector. Use as a context manager, or call `close()`."""
 
@@ -163,9 +168,7 @@ class PostgresStore:
                 )
             with conn.transaction():
                 for number in range(version + 1, SCHEMA_VERSION + 1):
-                    # pgvector's own defaults (m 16, ef_construction 64): the embedded
-                    # index's m 48 / 80 are tuned for another library and are invalid here.
-                    script = MIGRATIONS[number].format(dim=dim, m=16, ef=64)
+                    script = MIGRATIONS[number].format(dim=dim, m=HNSW_M, ef=HNSW_EF_CONSTRUCTION)
                     conn.execute(script.encode())
                     if number == 1:
                         conn.execute(

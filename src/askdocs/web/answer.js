@@ -219,6 +219,8 @@ function renderAnswer(answer) {
     {
       extractive: "Quoted from the documents",
       compared: "Dates read from the passages and compared",
+      summary: "A summary quoted from the document",
+      steps: "Steps quoted from the document",
     }[answer.mode] ?? "Generated answer, checked against the passages",
     unsupported
       ? `${unsupported} sentence(s) not supported by the passages they cite`
