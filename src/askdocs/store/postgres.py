@@ -41,11 +41,12 @@ from askdocs.store import (
     Filters,
     Ranking,
     StoreStatus,
+    pg_keyword,
     tags,
 )
 from askdocs.store.pgschema import MIGRATIONS, SCHEMA_VERSION
 from askdocs.store.schema import rebuilt_write
-from askdocs.text import BM25_B, BM25_K1, Analyzer
+from askdocs.text import Analyzer
 
 try:
     import psycopg
@@ -470,34 +471,19 @@ class PostgresStore:
         if not counts or k <= 0:
             return _ranking([])
         where, args = tags.postgres_where(filters)
-        terms = sorted(counts)
-        args |= {"q": _tsquery(terms), "k": k, "terms": terms,
-                 "weights": [float(counts[t]) for t in terms]}  # fmt: skip
-        if self.ranking == "ts_rank_cd":
+        with self._cursor() as cur:
+            if self.ranking == "bm25":
+                allowed = (
+                    " AND p.chunk_id IN (SELECT ch.id FROM askdocs_chunks ch WHERE TRUE"
+                    + where + ")" if where else ""
+                )  # fmt: skip
+                return _ranking(pg_keyword.search(cur, counts, k, allowed, args))
             sql = (
                 "SELECT ch.id, ts_rank_cd(ch.terms, %(q)s::tsquery) AS score "
                 "FROM askdocs_chunks ch WHERE ch.terms @@ %(q)s::tsquery" + where +
                 " ORDER BY score DESC, ch.id LIMIT %(k)s"
             )  # fmt: skip
-        else:
-            args |= {"k1": BM25_K1, "b": BM25_B}
-            allowed = (
-                " AND p.chunk_id IN (SELECT ch.id FROM askdocs_chunks ch WHERE TRUE" + where + ")"
-                if where else ""
-            )  # fmt: skip
-            sql = (
-                "WITH stats AS (SELECT chunks::float8 AS n, GREATEST(tokens, 1)::float8 / "
-                "GREATEST(chunks, 1) AS avgdl FROM askdocs_stats), "
-                "q AS (SELECT t.term, w.weight * ln(1 + (stats.n - t.df + 0.5) / (t.df + 0.5)) "
-                "AS idf FROM unnest(%(terms)s::text[], %(weights)s::float8[]) AS w(term, weight) "
-                "JOIN askdocs_terms t ON t.term = w.term, stats) "
-                "SELECT p.chunk_id, SUM(q.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * "
-                "(1 - %(b)s + %(b)s * p.dl / stats.avgdl))) AS score "
-                "FROM q JOIN askdocs_postings p ON p.term = q.term "
-                "CROSS JOIN stats WHERE TRUE" + allowed +
-                " GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(k)s"
-            )  # fmt: skip
-        with self._cursor() as cur:
+            args |= {"q": _tsquery(sorted(counts)), "k": k}
             return _ranking(cur.execute(sql, args).fetchall())
 
     def records(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
