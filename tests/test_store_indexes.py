@@ -453,3 +453,12 @@ def test_keyword_files_of_older_versions_are_replaced(
         assert store.status().notes == ()
         assert_consistent(store)
     assert not old.exists() and keywords.recorded(filled) is not None
+
+
+def test_status_counts_the_keyword_folder_on_disk(
+    filled: Path, fake_embedder: FakeEmbedder
+) -> None:
+    folder = sum(p.stat().st_size for p in (filled / "keywords").iterdir() if p.is_file())
+    top = sum(p.stat().st_size for p in filled.iterdir() if p.is_file())
+    with open_at(filled, fake_embedder) as store:
+        assert folder > 0 and store.status().bytes_on_disk >= top + folder

@@ -509,10 +509,11 @@ class SqliteStore:
 
 
 def _bytes_in(directory: Path) -> int:
-    """Bytes of the files in `directory`; one deleted meanwhile (another process replacing
-    an index file) counts as nothing, not as an error."""
+    """Bytes of the files in `directory` and its folders (tantivy's); one deleted meanwhile
+    (another process replacing an index file or merging segments) counts as nothing, not
+    as an error."""
     total = 0
-    for path in directory.iterdir():
+    for path in directory.rglob("*"):
         with contextlib.suppress(FileNotFoundError):
             if path.is_file():
                 total += path.stat().st_size
