@@ -118,6 +118,8 @@ class KeywordSync:
         """Bring the index up to the log's head: see another process's commit, or write the
         logged changes when this process may (`_writer`)."""
         head = schema.head(self.db)
+        if self.seq == head:
+            return  # nothing logged since the index was last seen: no file to read
         if not self.in_memory:
             position = self.index.position()
             seq = position.seq if position else -1

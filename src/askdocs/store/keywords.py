@@ -164,34 +164,25 @@ class KeywordIndex:
             self._record(position)
         self.reload()
 
-    def clear(self, position: Position) -> None:
-        """Drop every chunk (before a rebuild)."""
-        with _io_errors():
-            writer = self._index.writer(_WRITER_HEAP, 1)
-            try:
-                writer.delete_all_documents()
-                writer.commit()
-            finally:
-                writer.wait_merging_threads()
-        self._record(position)
-        self.reload()
-
     def _document(self, chunk: IndexedChunk) -> tantivy.Document:
-        terms = " ".join(t for t in self.analyzer.tokens(chunk.text) if len(t) <= _MAX_TERM_CHARS)
         return tantivy.Document(
             id=chunk.id,
-            terms=terms,
+            terms=" ".join(self._terms(chunk.text)),
             path=list(chunk.paths),
             kind=chunk.kind,
             tag=[f"{k}{_TAG_SEPARATOR}{v}" for k, v in chunk.tags],
         )
+
+    def _terms(self, text: str) -> list[str]:
+        """The Analyzer's terms of `text` that tantivy can index (documents and queries)."""
+        return [t for t in self.analyzer.tokens(text) if len(t) <= _MAX_TERM_CHARS]
 
     # -- search ----------------------------------------------------------------------------
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> Ranking:
         """The `k` best chunks for `query` by BM25, passing `filters` as far as the index's
         fields can tell (the store checks the hits against SQLite)."""
-        tokens = [t for t in self.analyzer.tokens(query) if len(t) <= _MAX_TERM_CHARS]
+        tokens = self._terms(query)
         if not tokens or k <= 0:
             return _no_hits()
         should, must = tantivy.Occur.Should, tantivy.Occur.Must
