@@ -18,7 +18,7 @@ from askdocs import citations
 from askdocs.answer.packing import Packed, Shown, candidates, citation, sources
 from askdocs.errors import AskdocsError, ConfigError
 from askdocs.extractive import EmbeddingCache, Passage
-from askdocs.types import Answer, SentenceSupport
+from askdocs.types import Answer, Citation, SentenceSupport
 
 NOT_IN_DOCUMENTS = "The documents do not contain the answer to this question."
 # Below this best question-sentence score (extractive.py) nothing retrieved is about the
@@ -160,10 +160,15 @@ def append_marker(text: str, numbers: Sequence[int]) -> str:
 Part = tuple[str, tuple[int, ...], tuple[int, int, int]]  # text, citations, evidence span
 
 
-def settled_sentences(parts: Sequence[Part]) -> tuple[str, tuple[SentenceSupport, ...]]:
+def settled_sentences(
+    parts: Sequence[Part], separator: str = " "
+) -> tuple[str, tuple[SentenceSupport, ...]]:
     """The text and checked sentences of an answer said in code from the passages' own
     facts (quotes, a summary, a date comparison): each part gets its citation marker and is
-    supported by the evidence span it was read from."""
+    supported by the evidence span it was read from. Parts are joined by `separator`, one
+    character (a space, or a line break between steps)."""
+    if len(separator) != 1:
+        raise ValueError(f"a one-character separator, not {separator!r}")
     texts: list[str] = []
     sentences: list[SentenceSupport] = []
     offset = 0
@@ -173,7 +178,34 @@ def settled_sentences(parts: Sequence[Part]) -> tuple[str, tuple[SentenceSupport
         sentences.append(SentenceSupport(part, offset, end, numbers, 1.0, True, evidence=span))
         texts.append(part)
         offset = end + 1
-    return " ".join(texts), tuple(sentences)
+    return separator.join(texts), tuple(sentences)
+
+
+def settled_answer(
+    question: str,
+    parts: Sequence[Part],
+    citations: tuple[Citation, ...],
+    *,
+    mode: str,
+    style: str,
+    evidence: float,
+    note: str,
+    separator: str = " ",
+) -> Answer:
+    """An answer said in code (`settled_sentences`) that cites, and shows, `citations`."""
+    text, sentences = settled_sentences(parts, separator)
+    return Answer(
+        question=question,
+        text=text,
+        answered=True,
+        citations=citations,
+        sentences=sentences,
+        passages=citations,
+        mode=mode,
+        style=style,
+        evidence=evidence,
+        note=note,
+    )
 
 
 def check_schema(schema: dict[str, Any]) -> None:

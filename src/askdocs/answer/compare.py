@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from askdocs.answer.checks import settled_sentences
+from askdocs.answer.checks import settled_answer
 from askdocs.answer.names import (
     ROLES_BY,
     about,
@@ -247,23 +247,14 @@ def answer(
         parts[0] = (f"{best.choice}.", parts[0][1])
     citations = {c.number: c for c in numbered.values()}
     spans = {n: (n, c.start, c.end) for n, c in citations.items()}
-    text, sentences = settled_sentences([(t, ns, spans[ns[-1]]) for t, ns in parts])
     said = "; ".join(
         f"{f.choice}: {f.person + ' ' if f.person else ''}{f.said}" for f in (first, second)
     )
-    ordered = tuple(citations[n] for n in sorted(citations))
-    return Answer(
-        question=question,
-        text=text,
-        answered=True,
-        citations=ordered,
-        sentences=sentences,
-        passages=ordered,
-        mode="compared",
-        style=style,
-        evidence=evidence,
-        note=f"dates compared in code ({said})",
-    )
+    return settled_answer(
+        question, [(t, ns, spans[ns[-1]]) for t, ns in parts],
+        tuple(citations[n] for n in sorted(citations)), mode="compared", style=style,
+        evidence=evidence, note=f"dates compared in code ({said})",
+    )  # fmt: skip
 
 
 def _find(choice: str, what: Asked, hits: list[Hit], search: Search) -> Found | None:

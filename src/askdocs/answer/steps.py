@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from askdocs.answer.checks import settled_sentences
+from askdocs.answer.checks import settled_answer
 from askdocs.text import Analyzer
 from askdocs.types import Answer, Citation, Hit
 
@@ -215,7 +215,6 @@ def _quoted(
         number = numbers.setdefault(holder.chunk_id, len(numbers) + 1)
         holders[holder.chunk_id] = holder
         parts.append((f"{step.number}. {step.text}", (number,), (number, step.start, step.end)))
-    _, sentences = settled_sentences(parts)
     citations = []
     for chunk_id, number in numbers.items():
         hit = holders[chunk_id]
@@ -234,17 +233,9 @@ def _quoted(
                 spans=tuple((s.start, s.end) for s in held),
             )
         )
-    ordered_citations = tuple(sorted(citations, key=lambda c: c.number))
     heading = found.heading.capitalize() if found.heading.isupper() else found.heading
-    return Answer(
-        question=question,
-        text="\n".join(s.text for s in sentences),
-        answered=True,
-        citations=ordered_citations,
-        sentences=sentences,
-        passages=ordered_citations,
-        mode="steps",
-        style="full",
-        evidence=evidence,
+    return settled_answer(
+        question, parts, tuple(sorted(citations, key=lambda c: c.number)), mode="steps",
+        style="full", evidence=evidence, separator="\n",
         note=f"the steps of {heading or 'a numbered list'} in {hit.title}, quoted",
-    )
+    )  # fmt: skip

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from askdocs.answer.checks import settled_sentences
+from askdocs.answer.checks import settled_answer
 from askdocs.answer.packing import Shown, citation
 from askdocs.extractive import Passage
 from askdocs.types import Answer
@@ -133,22 +133,12 @@ def summarise(question: str, passages: Sequence[Passage], strength: float) -> An
         picks = [picks[int(i * step)] for i in range(SECTIONS)]
     shown = [Shown(n, p, (i,)) for n, (p, i) in enumerate(picks, 1)]
     citations = tuple(citation(s) for s in shown)
-    text, sentences = settled_sentences(
-        [
-            (_body(s.text), (s.number,), (s.number, c.start, c.end))
-            for s, c in zip(shown, citations, strict=True)
-        ]
-    )
+    parts = [
+        (_body(s.text), (s.number,), (s.number, c.start, c.end))
+        for s, c in zip(shown, citations, strict=True)
+    ]
     title = picks[0][0].hit.title
-    return Answer(
-        question=question,
-        text=text,
-        answered=True,
-        citations=citations,
-        sentences=sentences,
-        passages=citations,
-        mode="summary",
-        style="full",
-        evidence=strength,
+    return settled_answer(
+        question, parts, citations, mode="summary", style="full", evidence=strength,
         note=f"a summary of {title}: the central sentence of each part, quoted",
-    )
+    )  # fmt: skip
