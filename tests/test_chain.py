@@ -209,3 +209,43 @@ def test_of_two_founders_the_one_whose_passage_answers_is_followed(make_kb: Make
     assert generator.calls[0][1].content.endswith("Question: Where does Éric Rohmer work?")
     assert answer.answered and "Éric Rohmer" in answer.note
     assert answer.citations[0].path == "wiki://2"
+
+
+CONNIE = (
+    "Confidentially Connie\nConfidentially Connie is a 1953 film directed by Edward Buzzell. "
+    "It stars Van Johnson and Janet Leigh."
+)
+BUZZELL = (
+    "Edward Buzzell\nEdward Buzzell (November 13, 1895 \u2013 January 11, 1985) was an "
+    "American film director. In 1926, Buzzell married actress Ona Munson."
+)
+PHILIP = (
+    "Philip William, Prince of Orange\nPhilip William (19 December 1554 \u2013 20 February "
+    "1618) was the eldest son of William the Silent by his first wife Anna van Egmont."
+)
+
+
+def test_kinship_said_in_a_fixed_form_is_read_without_the_model(make_kb: MakeKb) -> None:
+    kb = _kb(make_kb)
+    kb.ingest_documents(
+        [Document(f"wiki://k{n}", t, t.split("\n")[0], "txt") for n, t in
+         enumerate([CONNIE, BUZZELL, PHILIP])]
+    )  # fmt: skip
+    never = FakeGenerator(["never asked"])
+    chain = decompose("Where was the father of Philip William, Prince Of Orange born?")
+    assert chain is not None and chain.relations == ("father",)
+    links = follow_chain(chain, [], kb.search, never, embedding_cache(kb.embedder))
+    assert links is not None and links[0].holder == "William the Silent"
+    # the last link is the answer: said in code, citing both sentences
+    question = "Who is the spouse of the director of film Confidentially Connie?"
+    answer = ask(kb, never, question, AskOptions(k=2, style="short"))
+    assert never.calls == []
+    assert answer.answered and answer.mode == "chained"
+    assert answer.text == "Ona Munson [1, 2]"
+    assert [c.path for c in answer.citations] == ["wiki://k0", "wiki://k1"]
+    assert answer.citations[1].text == "In 1926, Buzzell married actress Ona Munson."
+    full = ask(kb, never, question, AskOptions(k=2, style="full"))
+    assert full.text == (
+        "Ona Munson [1, 2]. The director of Confidentially Connie is Edward Buzzell [1]. "
+        "The spouse of Edward Buzzell is Ona Munson [2]."
+    )

@@ -70,6 +70,15 @@ def test_lexical_support_counts_only_content_words() -> None:
     assert lexical_support("Yes.", passage) == 0.0
 
 
+def test_a_country_its_demonym_and_accents_are_the_same_term() -> None:
+    assert lexical_support("English", "Edward I was King of England from 1272.") == 1.0
+    assert lexical_support("France", "He was a French film director.") == 1.0
+    assert lexical_support("USA", "Albert Pyun is an American film director.") == 1.0
+    assert lexical_support("Lodz", "A graduate of the National Film School in Łódź.") == 1.0
+    # the mapping joins a country with its own names only
+    assert lexical_support("Spain", "He was a French film director.") == 0.0
+
+
 def test_question_terms_weigh_less() -> None:
     """Restating the question is cheap: an invented answer must not pass on those words."""
     passage = "The Rhine rises in the Swiss Alps at Lake Toma."

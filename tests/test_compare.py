@@ -7,6 +7,7 @@ import pytest
 from askdocs.answer import AskOptions, Final, ask, stream_answer
 from askdocs.answer.compare import Date, asked, compare, winner
 from askdocs.answer.compare import _dated as dated
+from askdocs.answer.names import about
 from askdocs.testing import FakeGenerator
 from askdocs.types import Document, Hit
 from tests.conftest import MakeKb
@@ -101,6 +102,15 @@ def test_other_questions_are_not_comparisons_of_dates(question: str) -> None:
         ("Jonathan Zarantonello is an Italian director, born in 1976.", "birth", Date(1976)),
         ("He was a painter. He died on 3 May 1901 in Paris.", "death", Date(1901, 5, 3)),
         ("Der Wixxer is a 2004 German comedy film.", "event", Date(2004)),
+        # a living person's parenthesis without "born"
+        ("José Luis Cuerda Martínez( 18 February 1947 Albacete, Castile- La Mancha) is a "
+         "Spanish film director.", "birth", Date(1947, 2, 18)),
+        # the source lost the dash between the two dates
+        ("Éric Rohmer (21 March 192011 January 2010), was a French film director.", "death",
+         Date(2010, 1, 11)),
+        # a parenthesis inside the life span
+        ("Josef von Báky( 23 March 1902, Zombor, Austria- Hungary( now, Slovakia) \u2013 28 July "
+         "1966, Munich, Germany) was a Hungarian filmmaker.", "death", Date(1966, 7, 28)),
     ],
 )  # fmt: skip
 def test_dates_are_read_from_the_passage(text: str, event: str, expected: Date) -> None:
@@ -211,3 +221,58 @@ def test_a_title_with_a_comma_is_read_whole() -> None:
     what, first, second = result
     assert what.choices[0] == "Romeo, Juliet And Darkness" and first.person == "Jiří Weiss"
     assert winner(what, first, second).choice == "Romeo, Juliet And Darkness"  # 2004 > 1967
+
+
+def test_a_title_with_several_commas_is_read_whole() -> None:
+    film = "Occhio, malocchio, prezzemolo e finocchio is a 1983 film directed by Sergio Martino."
+    martino = "Sergio Martino( born 19 July 1938) is an Italian film director."
+    hits = [*HITS, _hit(20, "Occhio, malocchio, prezzemolo e finocchio", film),
+            _hit(21, "Sergio Martino", martino)]  # fmt: skip
+    question = (
+        "Which film has the director born later, Occhio, Malocchio, Prezzemolo E Finocchio or "
+        "Her Luck In London?"
+    )
+    result = compare(question, hits, _search_nothing)
+    assert result is not None
+    what, first, _ = result
+    assert what.choices[0] == "Occhio, Malocchio, Prezzemolo E Finocchio"
+    assert first.person == "Sergio Martino"
+    assert winner(*result).choice == "Occhio, Malocchio, Prezzemolo E Finocchio"  # 1938 > 1887
+
+
+def test_the_director_is_read_past_other_credits_and_descriptions() -> None:
+    films = {
+        "Corazón de criolla": "Corazón de criolla is a 1923 silent Argentine film directed and "
+        "written by José A. Ferreyra.",
+        "Cannibal Tours": "Cannibal Tours is a 1988 film by Australian director and "
+        "cinematographer Dennis O'Rourke.",
+    }
+    people = {
+        "José A. Ferreyra": "José Agustín Ferreyra( 28 August 1889 \u2013 29 January 1943) was "
+        "an Argentine film director.",
+        "Dennis O'Rourke": "Dennis O'Rourke( 14 February 1945 \u2013 15 June 2013) was an "
+        "Australian documentary filmmaker.",
+    }
+    hits = [_hit(n, t, x) for n, (t, x) in enumerate({**films, **people}.items(), 30)]
+    question = "Which film has the director who died first, Corazón De Criolla or Cannibal Tours?"
+    result = compare(question, hits, _search_nothing)
+    assert result is not None
+    _, first, second = result
+    assert (first.person, second.person) == ("José A. Ferreyra", "Dennis O'Rourke")
+    assert winner(*result).choice == "Corazón De Criolla"
+
+
+def test_a_person_is_found_without_accents_or_under_another_first_name() -> None:
+    film = "I'll Take Sweden is a 1965 comedy film directed by Frederick de Cordova."
+    person = (
+        "Fred de Cordova\nFrederick Timmins de Cordova( October 27, 1910 \u2013 September "
+        "15, 2001) was an American director."
+    )
+    remake = "Springtime in a Small Town\nSpringtime in a Small Town is a 2002 film."
+    hits = [_hit(40, "I'll Take Sweden", film), _hit(41, "x", person), _hit(42, "y", remake),
+            *HITS]  # fmt: skip
+    question = "Which film has the director who was born later, I'Ll Take Sweden or Der Wixxer?"
+    result = compare(question, hits, _search_nothing)
+    assert result is not None and result[1].date == Date(1910, 10, 27)
+    assert about("Spring In A Small Town", hits) is None
+    assert about("Frederick De Cordova", hits) is hits[1]

@@ -6,7 +6,8 @@ A sentence's support by a passage is
     support = LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * max(0, cosine)
 
 - `lexical`: weighted recall of the sentence's content terms (lowercased, stop words dropped,
-  Snowball-stemmed by `keyword.Analyzer`) in the passage. Terms the question already contains
+  Snowball-stemmed by `text.Analyzer`, accents dropped, a country's names and demonyms as
+  one term) in the passage. Terms the question already contains
   weigh `QUESTION_TERM_WEIGHT` instead of 1: a small model restates the question, and those words
   are in the passage whatever the answer is, so only the words the answer adds can tell a
   grounded answer from an invented one.
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from askdocs.text import Analyzer, sentence_spans
+from askdocs.text import Analyzer, place_terms, sentence_spans, unaccented
 from askdocs.types import SentenceSupport
 
 # Measured on 300 XQuAD-en questions, each giving 2 grounded sentences (question + gold answer,
@@ -209,19 +210,30 @@ def lexical_support(
     0.75
     """
     analyzer = analyzer or Analyzer()
-    terms = _numbers_as_digits(analyzer.tokens(claim))
+    terms = _comparable(analyzer.tokens(claim), analyzer)
     if not terms:
         return 0.0
-    present = _numbers_as_digits(analyzer.tokens(passage))
-    asked = _numbers_as_digits(analyzer.tokens(question))
+    present = _comparable(analyzer.tokens(passage), analyzer)
+    asked = _comparable(analyzer.tokens(question), analyzer)
     weights = {t: QUESTION_TERM_WEIGHT if t in asked else 1.0 for t in terms}
     return sum(w for t, w in weights.items() if t in present) / sum(weights.values())
 
 
-def _numbers_as_digits(terms: Sequence[str]) -> set[str]:
-    """Terms with the number words one to twenty as digits: "1 tablespoon" is "one
-    tablespoon"."""
-    return {_NUMBER_WORDS.get(t, t) for t in terms}
+def _comparable(terms: Sequence[str], analyzer: Analyzer) -> set[str]:
+    """Terms as the check compares them: without accents ("Lódź" is "Łódź"), the number
+    words one to twenty as digits ("1 tablespoon" is "one tablespoon"), and a country's
+    names and demonyms as one term ("English" is "England", "USA" is "American";
+    `text.place_terms`).
+
+    >>> sorted(_comparable(Analyzer().tokens("one English cup in Łódź"), Analyzer()))
+    ['1', 'cup', 'lodz', 'place:england']
+    """
+    places = place_terms(analyzer)
+    out = set()
+    for term in terms:
+        term = _NUMBER_WORDS.get(term, term)
+        out.add(places.get(term) or unaccented(term))
+    return out
 
 
 def with_question(claim: str, question: str) -> str:

@@ -14,7 +14,9 @@ character offsets, for chunk boundaries and for the sentences an answer shows an
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -135,6 +137,49 @@ class Analyzer:
         stem = "stem" if self.stem else "nostem"
         stop = "stop" if self.stopwords else "nostop"
         return f"{_ANALYZER_VERSION}:{self.language}:{stem}:{stop}"
+
+
+_UNACCENTED = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D",
+                             "ß": "ss", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe"})  # fmt: skip
+
+
+def unaccented(text: str) -> str:
+    """`text` without accents: what a reader types for a name they saw written with them.
+
+    >>> unaccented("Armando Bó, Łódź, Søren")
+    'Armando Bo, Lodz, Soren'
+    """
+    folded = unicodedata.normalize("NFKD", text.translate(_UNACCENTED))
+    return unicodedata.normalize("NFC", "".join(c for c in folded if not unicodedata.combining(c)))
+
+
+@functools.cache
+def place_terms(analyzer: Analyzer) -> dict[str, str]:
+    """One term for each country's names and demonyms (`data/places.tsv`): "french" and
+    "franc" (France) map to the same term, so that a citation check reads "French" in a
+    passage as saying "France". Only names that are one term are mapped.
+
+    >>> terms = place_terms(Analyzer())
+    >>> terms["french"] == terms["franc"], terms["usa"] == terms["american"]
+    (True, True)
+    """
+    parent: dict[str, str] = {}
+
+    def root(term: str) -> str:
+        while parent.setdefault(term, term) != term:
+            term = parent[term]
+        return term
+
+    table = importlib.resources.files("askdocs").joinpath("data/places.tsv")
+    for line in table.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, demonyms, others = [*line.split("\t"), "", ""][:3]
+        names = [name, *demonyms.split(","), *others.split(",")]
+        terms = [t[0] for t in (analyzer.tokens(n) for n in names if n) if len(t) == 1]
+        for term in terms[1:]:
+            parent[root(term)] = root(terms[0])
+    return {term: "place:" + root(term) for term in list(parent)}
 
 
 # --- sentences -----------------------------------------------------------------------------

@@ -119,7 +119,9 @@ class Answer:
     passages: tuple[Citation, ...] = ()  # every passage the model saw, numbered as in the prompt
     timings: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
-    mode: str = "generative"  # or "extractive", "structured"
+    # how it was made: "generative", "extractive" (quoted), "structured" (JSON), or said in
+    # code from the passages: "compared" (dates), "chained" (links), "summary", "steps"
+    mode: str = "generative"
     style: str = "short"  # or "full": the form the answer was asked to take
     draft: str = ""  # the model's text before checking (empty in extractive mode)
     reason: str = ""  # why the answer was refused, when `answered` is False

@@ -8,11 +8,14 @@ fixes that without a bigger model: `decompose` reads the chain from the question
 (`the <relation> of <name>`, `<name>'s <relation>`, nested, and the kinship words that are two
 links: "paternal grandfather", "mother-in-law"); `follow_chain` follows it link by link, each in
 the passage about the current name (found by its title or opening words, as the date
-comparisons of `compare.py` find theirs), reading the holder of a role from the text
-("directed by ...") or, for kinship, letting the model pick one of the names that passage
-mentions (a grammar holds it to them). The last question, about the name found, is then
-answered by the usual pipeline, and the answer also cites each passage a link came from.
-Anything that does not resolve falls back to the single question, as before.
+comparisons of `compare.py` find theirs), reading the holder of a role or a kinship from the
+text when it is said in a fixed form ("directed by ...", "the eldest son of ...", "married
+...", in any chunk of that document) or else letting the model pick one of the names that
+passage mentions (a grammar holds it to them). The last question, about the name found, is
+then answered by the usual pipeline, and the answer also cites each passage a link came from;
+when that question asks for one more holder ("Who is the spouse of ...?") and the text says
+it in a fixed form, the answer is said in code (`said_in_code`). Anything that does not
+resolve falls back to the single question, as before.
 
     >>> decompose("Where was the director of film Aylwin (Film) born?")
     Chain(entity='Aylwin (Film)', relations=('director',), outer='Where was {} born?')
@@ -28,12 +31,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from askdocs.answer.checks import settled_answer
 from askdocs.answer.names import (
     JOINERS,
     ROLES_BY,
     all_about,
     co_holders,
     holder,
+    kin,
     lowercase_tail,
     sentence_around,
     sentence_citation,
@@ -44,7 +49,7 @@ from askdocs.citations import strip_citations
 from askdocs.extractive import EmbeddingCache, score_passages
 from askdocs.generation import Decoding, Generator
 from askdocs.text import Analyzer
-from askdocs.types import Citation, Hit
+from askdocs.types import Answer, Citation, Hit
 
 _KIN = (
     "father|mother|parent|spouse|husband|wife|son|daughter|child|brother|sister|sibling|"
@@ -73,6 +78,10 @@ _OF = re.compile(
 _POSSESSIVE = re.compile(rf"['\u2019]s ({_RELATION})\b", re.IGNORECASE)
 # An outer question that asks for the last link's holder itself: that link stays in it.
 _TRIVIAL = frozenset(("who is", "who was", "who's", "what is", "what was", "name"))
+_ASKS_HOLDER = re.compile(
+    rf"(?:who is|who was|who's|what is|what was|name) the ({_KIN}|{_ROLES}) of \{{\}}\?$",
+    re.IGNORECASE,
+)
 TRIES = 2  # passages about a name tried for a link ("Crow foot may refer to:" first)
 MAX_LINKS = 3  # links followed before answering; more is not a question people ask
 BRIDGE_TOKENS = 24  # the longest name the model may pick
@@ -199,6 +208,13 @@ def _name_start(text: str, end: int) -> int | None:
 
 
 Search = Callable[[str], Sequence[Hit]]
+# The chunks of a passage's document, in order: a long article states a kinship after its
+# first chunk ("In 1926, Buzzell married actress Ona Munson" comes 700 characters in).
+Chunks = Callable[[Hit], Sequence[Hit]]
+
+
+def _alone(hit: Hit) -> Sequence[Hit]:
+    return [hit]
 
 
 def follow_chain(
@@ -207,6 +223,7 @@ def follow_chain(
     search: Search,
     generator: Generator,
     cache: EmbeddingCache,
+    chunks_of: Chunks = _alone,
 ) -> list[Link] | None:
     """Follow every link of `chain`; None as soon as one cannot be followed."""
     links: list[Link] = []
@@ -214,7 +231,7 @@ def follow_chain(
     for relation in chain.relations:
         link = None
         for hit in _passages_about(entity, hits, search)[:TRIES]:
-            link = _by_role(entity, relation, hit) or _by_model(
+            link = _read(entity, relation, hit, chunks_of) or _by_model(
                 entity, relation, hit, generator, cache
             )
             if link is not None:
@@ -235,15 +252,45 @@ def _passages_about(name: str, hits: Sequence[Hit], search: Search) -> list[Hit]
     return found
 
 
-def _by_role(entity: str, relation: str, hit: Hit) -> Link | None:
-    """A role the passage states in a fixed form ("directed by Henry Edwards")."""
-    if relation not in ROLES_BY:
-        return None
-    named = holder(hit.text, relation)
+def read_link(entity: str, relation: str, hit: Hit) -> Link | None:
+    """A role or a kinship the passage states in a fixed form ("directed by Henry Edwards",
+    "the eldest son of Thinley Norbu", "married actress Ona Munson"); no model call."""
+    if relation in ROLES_BY:
+        named = holder(hit.text, relation)
+        if named is None:
+            return None
+        name, start, end = named
+        return Link(entity, relation, name, hit, start, end, tuple(co_holders(hit.text, name)))
+    named = kin(hit.text, relation)
     if named is None:
         return None
     name, start, end = named
-    return Link(entity, relation, name, hit, start, end, tuple(co_holders(hit.text, name)))
+    return Link(entity, relation, name, hit, start, end)
+
+
+def _read(entity: str, relation: str, hit: Hit, chunks_of: Chunks) -> Link | None:
+    """`read_link` in the passage about `entity`, then in the rest of its document."""
+    found = read_link(entity, relation, hit)
+    if found is not None:
+        return found
+    later = (c for c in chunks_of(hit) if c.path == hit.path and c.start > hit.start)
+    return next((link for c in later if (link := read_link(entity, relation, c))), None)
+
+
+def last_link(
+    chain: Chain, holder: str, hits: Sequence[Hit], search: Search, chunks_of: Chunks = _alone
+) -> Link | None:
+    """When the question asks for a holder itself ("Who is the spouse of the director of
+    film X?" asks "Who is the spouse of Edward Buzzell?") and the holder's passage states it
+    in a fixed form: that link, so the answer is said in code."""
+    match = _ASKS_HOLDER.match(chain.outer)
+    if match is None:
+        return None
+    for hit in _passages_about(holder, hits, search)[:TRIES]:
+        link = _read(holder, match.group(1).lower(), hit, chunks_of)
+        if link is not None:
+            return link
+    return None
 
 
 def _by_model(
@@ -275,6 +322,26 @@ def _by_model(
     at = hit.text.find(holder)
     start, end = sentence_around(hit.text, max(at, 0))
     return Link(entity, relation, holder, hit, start, end)
+
+
+def said_in_code(question: str, links: Sequence[Link], *, style: str, evidence: float) -> Answer:
+    """The answer when every link, the last one included, was read in a fixed form: the last
+    holder, citing the sentence of each link; a full answer says each link too."""
+    cited = [link_citation(n, link) for n, link in enumerate(links, 1)]
+    spans = [(c.number, c.start, c.end) for c in cited]
+    numbers = tuple(c.number for c in cited)
+    name = links[-1].holder
+    if style == "full":
+        parts = [(f"{name}.", numbers, spans[-1])]
+        parts += [(link.statement(), (c.number,), span)
+                  for link, c, span in zip(links, cited, spans, strict=True)]  # fmt: skip
+    else:
+        parts = [(name, numbers, spans[-1])]
+    said = "; ".join(link.statement()[:-1] for link in links)
+    return settled_answer(
+        question, parts, tuple(cited), mode="chained", style=style, evidence=evidence,
+        note=f"read from the passages in code ({said})",
+    )  # fmt: skip
 
 
 def link_citation(number: int, link: Link) -> Citation:

@@ -18,6 +18,7 @@ from askdocs import citations
 from askdocs.answer.packing import Packed, Shown, candidates, citation, sources
 from askdocs.errors import AskdocsError, ConfigError
 from askdocs.extractive import EmbeddingCache, Passage
+from askdocs.text import Analyzer
 from askdocs.types import Answer, Citation, SentenceSupport
 
 NOT_IN_DOCUMENTS = "The documents do not contain the answer to this question."
@@ -100,7 +101,10 @@ def checked(
     parts = citations.paragraph_citations(draft, citations.split_answer(draft))
     claims = [citations.with_question(p.claim, question) for p in parts]
     checked = tuple(
-        citations.check(parts, cache.embed(claims), sources(packed.shown), question=question)
+        restating(s, question)
+        for s in citations.check(
+            parts, cache.embed(claims), sources(packed.shown), question=question
+        )
     )
     # A refusal sentence never counts as support, whatever it cites; a partial answer ("X [1].
     # The passages do not say when.") keeps its supported part.
@@ -128,6 +132,35 @@ def checked(
         mode="generative",
         draft=draft,
         evidence=strength,
+    )
+
+
+_WH = frozenset(("what", "which", "who", "whom", "whose", "where", "when", "why", "how"))
+
+
+def restating(sentence: SentenceSupport, question: str) -> SentenceSupport:
+    """`sentence`, unsupported when it says nothing but words of a wh-question: "Which
+    spices go into the lentil soup?" -> "spices [1]" is in the passage, and answers nothing.
+    A choice the question offers ("A or B?") and the answers to yes/no questions ("Lentils
+    do not need soaking") may repeat the question's words.
+
+    >>> s = SentenceSupport("spices [1]", 0, 10, (1,), 0.9, True)
+    >>> restating(s, "Which spices go into the soup?").problems
+    ('only repeats words of the question',)
+    >>> restating(s, "Which go into the soup, spices or herbs?").supported
+    True
+    """
+    words = question.lower().split()
+    if not sentence.supported or not words or words[0] not in _WH or " or " in question:
+        return sentence
+    analyzer = Analyzer()
+    said = set(analyzer.tokens(citations.strip_citations(sentence.text)))
+    if not said or not said <= set(analyzer.tokens(question)):
+        return sentence
+    return replace(
+        sentence,
+        supported=False,
+        problems=(*sentence.problems, "only repeats words of the question"),
     )
 
 

@@ -47,7 +47,11 @@ _DATE = re.compile(
     r"|(?P<y4>1\d{3}|20\d{2}))\b"
 )
 _YEAR_ONLY = re.compile(r"\b(\d{3,4})\b")
-_PAREN = re.compile(r"\(([^()]{1,160})\)")
+# A parenthesis, with at most one inner one: "( 23 March 1902, Zombor, Austria- Hungary( now,
+# Slovakia) - 28 July 1966)". Each character is matched by one branch only: linear.
+_PAREN = re.compile(r"\(((?:[^()]|\([^()]{0,80}\)){1,240})\)")
+# Two dates run together where the source lost the dash: "(21 March 192011 January 2010)".
+_RUN_TOGETHER = re.compile(rf"(?<=\b\d{{4}})(?=\d{{1,2}}{_SP}(?:{_MONTH})\b)")
 _BORN = re.compile(r"\bborn\b|\bb\.", re.IGNORECASE)
 _DIED = re.compile(r"\bdied\b|\bd\.|\bdeath\b", re.IGNORECASE)
 
@@ -181,8 +185,10 @@ def compare(
     if what is None:
         return None
     first, second = (_find(choice, what, list(hits), search) for choice in what.choices)
-    longer = _with_comma(question, what.choices[0])
-    if first is None and longer is not None:  # "..., Romeo, Juliet And Darkness or ...?"
+    for longer in _with_commas(question, what.choices[0]):
+        if first is not None:
+            break
+        # "..., Romeo, Juliet And Darkness or ...?" was read as "Juliet And Darkness"
         what = Asked((longer, what.choices[1]), what.earliest, what.event, what.role)
         first = _find(longer, what, list(hits), search)
     if first is None or second is None or _order(first, second) == 0:
@@ -190,20 +196,31 @@ def compare(
     return what, first, second
 
 
-def _with_comma(question: str, first: str) -> str | None:
-    """The first choice with the words before its comma, when a title holds one: "Which film
-    has the director who died later, Romeo, Juliet And Darkness or I Can Explain?" is read as
-    "Juliet And Darkness" first.
+_TITLE_PARTS = 4  # comma-separated parts a title may have before the one read first
 
-    >>> _with_comma("Which came first, Romeo, Juliet And Darkness or X?", "Juliet And Darkness")
-    'Romeo, Juliet And Darkness'
+
+def _with_commas(question: str, first: str) -> list[str]:
+    """The first choice with the words before its commas, one part more each time, when a
+    title holds commas: "Which film has the director who died later, Romeo, Juliet And
+    Darkness or I Can Explain?" is read as "Juliet And Darkness" first.
+
+    >>> _with_commas("Which came first, Romeo, Juliet And Darkness or X?", "Juliet And Darkness")
+    ['Romeo, Juliet And Darkness']
+    >>> _with_commas("Which came first, Occhio, Malocchio, Prezzemolo E Finocchio or X?",
+    ...              "Prezzemolo E Finocchio")
+    ['Malocchio, Prezzemolo E Finocchio', 'Occhio, Malocchio, Prezzemolo E Finocchio']
     """
     at = question.find(f", {first} or ")
-    before = question.rfind(", ", 0, at)
-    if at < 0 or before < 0:
-        return None
-    words = question[before + 2 : at]
-    return f"{words}, {first}" if words[:1].isupper() and len(words.split()) <= 4 else None
+    if at < 0:
+        return []
+    found, title = [], first
+    parts = question[:at].split(", ")[1:]  # the first part is the question's own words
+    for part in reversed(parts[-_TITLE_PARTS:]):
+        if not part[:1].isupper() or len(part.split()) > 4:
+            break
+        title = f"{part}, {title}"
+        found.append(title)
+    return found
 
 
 def _order(first: Found, second: Found) -> int:
@@ -288,15 +305,15 @@ def _dated(hit: Hit, event: str) -> tuple[Date | None, float, str, int, int] | N
     born = died = None
     at = -1
     for paren in _PAREN.finditer(text[:600]):
-        dates = _dates(paren.group(1), loose=True)
+        inside = _RUN_TOGETHER.sub(" - ", paren.group(1))
+        dates = _dates(inside, loose=True)
         if not dates:
             continue
-        inside = paren.group(1)
         if len(dates) >= 2:
             born, died = dates[0], dates[1]
         elif _DIED.search(inside) and not _BORN.search(inside):
             died = dates[0]
-        elif _BORN.search(inside):
+        else:  # "(born 3 May 1914)", or a living person's "( 18 February 1947 Albacete)"
             born = dates[0]
         at = paren.start()
         break

@@ -12,7 +12,15 @@ from collections.abc import Generator as Generator_
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from askdocs.answer.chain import Chain, Link, decompose, follow_chain, link_citation
+from askdocs.answer.chain import (
+    Chain,
+    Link,
+    decompose,
+    follow_chain,
+    last_link,
+    link_citation,
+    said_in_code,
+)
 from askdocs.answer.checks import (
     EVIDENCE_THRESHOLD,
     QUOTE_COVERAGE,
@@ -137,7 +145,9 @@ def stream_answer(
     chain = decompose(question) if use_model and hops > 1 and o.json_schema is None else None
     if chain is not None:
         assert generator is not None
-        chained = yield from _chained(kb, generator, question, chain, hits, o, clock, style)
+        chained = yield from _chained(
+            kb, generator, question, chain, hits, o, clock, style, strength
+        )
         if chained:
             return
     if hops > 1 and strength >= EVIDENCE_THRESHOLD:
@@ -170,12 +180,31 @@ def stream_answer(
 
 
 def _name_search(kb: KnowledgeBase, o: AskOptions) -> Callable[[str], list[Hit]]:
-    """A search for the passages about one name, within the question's filters."""
+    """A search for the passages about one name, within the question's filters. Keyword
+    search: embeddings of a bare name rank look-alike names first ("Larry Cohen" found "Lyon
+    Cohen" ten times and not Larry Cohen's passage), the name's own words do not."""
 
     def search(name: str) -> list[Hit]:
-        return kb.search(name, k=NAME_HITS, mode=o.mode, filters=o.filters, rerank=False)
+        return kb.search(name, k=NAME_HITS, mode="keyword", filters=o.filters, rerank=False)
 
     return search
+
+
+def _in_document(
+    kb: KnowledgeBase, o: AskOptions, hit: Hit, query: str, mode: str | None = None
+) -> list[Hit]:
+    """The chunks of `hit`'s document (up to `SUMMARY_CHUNKS`) that `query` finds best."""
+    only = replace(o.filters or Filters(), path_glob=glob_escape(hit.path))
+    return kb.search(query, k=SUMMARY_CHUNKS, mode=mode or o.mode, filters=only, rerank=False)
+
+
+def _document_chunks(kb: KnowledgeBase, o: AskOptions) -> Callable[[Hit], list[Hit]]:
+    """The chunks of a passage's document, in document order (dense search ranks them all)."""
+
+    def chunks_of(hit: Hit) -> list[Hit]:
+        return sorted(_in_document(kb, o, hit, hit.title, "dense"), key=lambda h: h.start)
+
+    return chunks_of
 
 
 def _compared(
@@ -215,8 +244,7 @@ def _summary(
     strength = round(evidence(score_passages(topic, best, cache, Analyzer())), 4)
     if not best or strength < EVIDENCE_THRESHOLD:
         return False
-    only = replace(o.filters or Filters(), path_glob=glob_escape(best[0].path))
-    chunks = kb.search(topic, k=SUMMARY_CHUNKS, mode=o.mode, filters=only, rerank=False)
+    chunks = _in_document(kb, o, best[0], topic)
     answer = summarise(question, score_passages(topic, chunks, cache, Analyzer()), strength)
     clock.lap("summarise")
     if answer is None:
@@ -240,8 +268,7 @@ def _steps(
         return found[1] if found else None
 
     def chunks_of(hit: Hit) -> list[Hit]:
-        only = replace(o.filters or Filters(), path_glob=glob_escape(hit.path))
-        return kb.search(question, k=SUMMARY_CHUNKS, mode=o.mode, filters=only, rerank=False)
+        return _in_document(kb, o, hit, question)
 
     answer = steps(question, hits, source, chunks_of, evidence=strength)
     clock.lap("steps")
@@ -260,16 +287,25 @@ def _chained(
     o: AskOptions,
     clock: Clock,
     style: str,
+    strength: float,
 ) -> Generator_[Event, None, bool]:
     """Follow the question's chain of relations (`answer.chain`), then answer the last
     question about the name found; False when a link cannot be followed or the last search
     finds too little, so that the question is answered whole, as before."""
     search = _name_search(kb, o)
     cache = embedding_cache(kb.embedder)
-    links = follow_chain(chain, hits, search, generator, cache)
+    chunks_of = _document_chunks(kb, o)
+    links = follow_chain(chain, hits, search, generator, cache, chunks_of)
     clock.lap("chain")
     if links is None:
         return False
+    for holder in (links[-1].holder, *links[-1].others):
+        last_read = last_link(chain, holder, hits, search, chunks_of)
+        if last_read is not None:  # "Who is the spouse of <holder>?", stated in a fixed form
+            held = [*links[:-1], replace(links[-1], holder=holder, others=())]
+            answer = said_in_code(question, [*held, last_read], style=style, evidence=strength)
+            yield from _settled(answer, clock)
+            return True
     # "founded by A and B": the holder whose own passage best answers the last question
     tried = []
     for holder in (links[-1].holder, *links[-1].others):

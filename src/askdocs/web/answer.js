@@ -221,6 +221,7 @@ function renderAnswer(answer) {
       compared: "Dates read from the passages and compared",
       summary: "A summary quoted from the document",
       steps: "Steps quoted from the document",
+      chained: "Read from the passages, one link at a time",
     }[answer.mode] ?? "Generated answer, checked against the passages",
     unsupported
       ? `${unsupported} sentence(s) not supported by the passages they cite`
