@@ -144,8 +144,8 @@ def test_an_answer_no_passage_supports_is_refused(kb: KnowledgeBase, no_quoting:
 def test_an_answer_that_only_repeats_the_question_is_refused(
     kb: KnowledgeBase, no_quoting: None
 ) -> None:
-    question = "What do I dissolve in warm water to descale an espresso machine?"
-    answer = ask(kb, FakeGenerator(["warm water [1]"]), question)
+    question = "Which acid do I dissolve in warm water to descale an espresso machine?"
+    answer = ask(kb, FakeGenerator(["acid [1]"]), question)
     assert not answer.answered and "no sentence" in answer.reason
     assert answer.sentences[0].problems == ("only repeats words of the question",)
     assert ask(kb, FakeGenerator(["citric acid [1]"]), question).answered

@@ -139,23 +139,23 @@ _WH = frozenset(("what", "which", "who", "whom", "whose", "where", "when", "why"
 
 
 def restating(sentence: SentenceSupport, question: str) -> SentenceSupport:
-    """`sentence`, unsupported when it says nothing but words of a wh-question: "Which
-    spices go into the lentil soup?" -> "spices [1]" is in the passage, and answers nothing.
-    A choice the question offers ("A or B?") and the answers to yes/no questions ("Lentils
-    do not need soaking") may repeat the question's words.
+    """`sentence`, unsupported when it says nothing but what a wh-question asks for:
+    "Which spices go into the lentil soup?" -> "spices [1]" is in the passage, and answers
+    nothing. Only the two words after the wh-word count: "What team won, the Broncos or
+    the Steelers?" -> "Broncos" names a thing the question offers, and answers it.
 
     >>> s = SentenceSupport("spices [1]", 0, 10, (1,), 0.9, True)
     >>> restating(s, "Which spices go into the soup?").problems
     ('only repeats words of the question',)
-    >>> restating(s, "Which go into the soup, spices or herbs?").supported
+    >>> restating(s, "What goes into the soup, spices or herbs?").supported
     True
     """
     words = question.lower().split()
-    if not sentence.supported or not words or words[0] not in _WH or " or " in question:
+    if not sentence.supported or not words or words[0] not in _WH:
         return sentence
     analyzer = Analyzer()
     said = set(analyzer.tokens(citations.strip_citations(sentence.text)))
-    if not said or not said <= set(analyzer.tokens(question)):
+    if not said or not said <= set(analyzer.tokens(" ".join(words[1:3]))):
         return sentence
     return replace(
         sentence,
