@@ -208,36 +208,28 @@ def test_a_comparison_the_code_cannot_settle_goes_to_the_model(make_kb: MakeKb) 
     assert answer.mode == "generative" and len(generator.calls) == 1
 
 
-def test_a_title_with_a_comma_is_read_whole() -> None:
-    romeo = "Romeo, Juliet and Darkness is a 1960 Czechoslovak film directed by Jiří Weiss."
-    weiss = "Jiří Weiss (29 March 1913 \u2013 9 April 2004) was a Czech film director."
-    hits = [*HITS, _hit(20, "Romeo, Juliet and Darkness", romeo), _hit(21, "Jiří Weiss", weiss)]
-    question = (
-        "Which film has the director who died later, Romeo, Juliet And Darkness or Her Luck In "
-        "London?"
-    )
-    result = compare(question, hits, _search_nothing)
+@pytest.mark.parametrize(
+    ("title", "film", "person", "said", "question"),
+    [
+        ("Romeo, Juliet And Darkness",
+         "Romeo, Juliet and Darkness is a 1960 Czechoslovak film directed by Jiří Weiss.",
+         "Jiří Weiss", "Jiří Weiss (29 March 1913 \u2013 9 April 2004) was a Czech film director.",
+         "Which film has the director who died later, {} or Her Luck In London?"),  # 2004 > 1967
+        ("Occhio, Malocchio, Prezzemolo E Finocchio",
+         "Occhio, malocchio, prezzemolo e finocchio is a 1983 film directed by Sergio Martino.",
+         "Sergio Martino", "Sergio Martino( born 19 July 1938) is an Italian film director.",
+         "Which film has the director born later, {} or Her Luck In London?"),  # 1938 > 1887
+    ],
+)  # fmt: skip
+def test_a_title_with_commas_is_read_whole(
+    title: str, film: str, person: str, said: str, question: str
+) -> None:
+    hits = [*HITS, _hit(20, film.split(" is a ")[0], film), _hit(21, person, said)]
+    result = compare(question.format(title), hits, _search_nothing)
     assert result is not None
     what, first, second = result
-    assert what.choices[0] == "Romeo, Juliet And Darkness" and first.person == "Jiří Weiss"
-    assert winner(what, first, second).choice == "Romeo, Juliet And Darkness"  # 2004 > 1967
-
-
-def test_a_title_with_several_commas_is_read_whole() -> None:
-    film = "Occhio, malocchio, prezzemolo e finocchio is a 1983 film directed by Sergio Martino."
-    martino = "Sergio Martino( born 19 July 1938) is an Italian film director."
-    hits = [*HITS, _hit(20, "Occhio, malocchio, prezzemolo e finocchio", film),
-            _hit(21, "Sergio Martino", martino)]  # fmt: skip
-    question = (
-        "Which film has the director born later, Occhio, Malocchio, Prezzemolo E Finocchio or "
-        "Her Luck In London?"
-    )
-    result = compare(question, hits, _search_nothing)
-    assert result is not None
-    what, first, _ = result
-    assert what.choices[0] == "Occhio, Malocchio, Prezzemolo E Finocchio"
-    assert first.person == "Sergio Martino"
-    assert winner(*result).choice == "Occhio, Malocchio, Prezzemolo E Finocchio"  # 1938 > 1887
+    assert what.choices[0] == title and first.person == person
+    assert winner(what, first, second).choice == title
 
 
 def test_the_director_is_read_past_other_credits_and_descriptions() -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from askdocs.answer.checks import settled_answer
 from askdocs.answer.names import (
+    MONTHS,
     ROLES_BY,
     about,
     holder,
@@ -34,11 +35,7 @@ from askdocs.answer.names import (
 from askdocs.answer.packing import choices
 from askdocs.types import Answer, Citation, Hit
 
-_MONTHS = (
-    "january", "february", "march", "april", "may", "june",
-    "july", "august", "september", "october", "november", "december",
-)  # fmt: skip
-_MONTH = "|".join(m.title() for m in _MONTHS) + "|" + "|".join(m[:3].title() for m in _MONTHS)
+_MONTH = "|".join(m.title() for m in MONTHS) + "|" + "|".join(m[:3].title() for m in MONTHS)
 _SP = r"[ \u00a0]{1,3}"  # bounded: every pattern here stays linear in the text's length
 _DATE = re.compile(
     rf"\b(?:(?P<d1>\d{{1,2}}){_SP}(?P<m1>{_MONTH})\.?,?{_SP}(?P<y1>\d{{3,4}})"
@@ -84,9 +81,9 @@ class Date:
 
     def text(self) -> str:
         if self.month and self.day:
-            return f"{self.day} {_MONTHS[self.month - 1].title()} {self.year}"
+            return f"{self.day} {MONTHS[self.month - 1].title()} {self.year}"
         if self.month:
-            return f"{_MONTHS[self.month - 1].title()} {self.year}"
+            return f"{MONTHS[self.month - 1].title()} {self.year}"
         return str(self.year)
 
     def key(self, precision: int) -> tuple[int, ...]:
@@ -360,7 +357,7 @@ def _date(match: re.Match[str]) -> Date:
     g = match.groupdict()
     for n in "123":
         if g.get(f"y{n}"):
-            month = _MONTHS.index(_month(g[f"m{n}"])) + 1
+            month = MONTHS.index(_month(g[f"m{n}"])) + 1
             day = int(g[f"d{n}"]) if g.get(f"d{n}") else 0
             return Date(int(g[f"y{n}"]), month, day if 1 <= day <= 31 else 0)
     return Date(int(g["y4"]))
@@ -368,7 +365,7 @@ def _date(match: re.Match[str]) -> Date:
 
 def _month(name: str) -> str:
     lowered = name.lower()
-    return next(m for m in _MONTHS if m.startswith(lowered[:3]))
+    return next(m for m in MONTHS if m.startswith(lowered[:3]))
 
 
 def _years(date: Date) -> float:

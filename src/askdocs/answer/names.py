@@ -6,6 +6,7 @@ and the second retrieval (`hops.py`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -35,6 +36,10 @@ ROLES_BY = {
 _SENTENCE_END = re.compile(r"(?<!\b[A-Z])[.!?](?=\s+[A-Z]|\s*$)")  # not after an initial
 _AND = re.compile(r",? and |, ")  # between the holders of one role
 MAX_HOLDERS = 3  # co-holders of a role considered ("founded by A, B and C")
+MONTHS = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)  # fmt: skip
 # Lowercase words that describe a person between a nationality and the name ("Argentine-
 # born screenwriter Martin Donovan", "noted Australian director Fred Schepisi").
 _DESCRIPTION = frozenset(
@@ -115,6 +120,7 @@ def _base(name: str) -> str:
 _ALSO = r"(?:,? (?:and )?[a-z-]{2,20}(?:ed|en)){0,3},?"
 
 
+@functools.cache
 def _role_pattern(role: str) -> re.Pattern[str]:
     """How a passage names who holds `role`: each "<participle> by" of `ROLES_BY` also with
     other participles before its "by"."""
@@ -165,10 +171,6 @@ _WOMEN = frozenset(
      "Landgravine", "Infanta", "Archduchess", "Marchioness", "Tsarina", "Sultana", "Dame",
      "Mrs.", "Madame")
 )  # fmt: skip
-_MONTHS = frozenset(
-    ("january", "february", "march", "april", "may", "june", "july", "august", "september",
-     "october", "november", "december")
-)  # fmt: skip
 _HONORIFICS = ("Dr. ", "Mr. ", "Mrs. ", "Ms. ")
 
 
@@ -199,9 +201,9 @@ def kin(text: str, relation: str) -> tuple[str, int, int] | None:
     True
     """
     found = None
+    wanted = _SPOUSE if relation == "spouse" else (relation,)
     for match in _PRONOUN_KIN.finditer(text):
         said = match.group(1).lower()
-        wanted = _SPOUSE if relation == "spouse" else (relation,)
         # "the daughter of Gombald and his wife Constance": Gombald's wife, not hers
         if said in wanted and not text[: match.start()].endswith("and "):
             found = (match.start(), _name_after(text, match.end()))
@@ -254,7 +256,7 @@ def _name_after(text: str, at: int) -> str | None:
     words = rest.split()
     while words and words[0].lower().strip(",") in _DESCRIPTION:
         words.pop(0)
-    if not words or not words[0][:1].isupper() or words[0].lower().strip(",.") in _MONTHS:
+    if not words or not words[0][:1].isupper() or words[0].lower().strip(",.") in MONTHS:
         return None
     return name_at(" ".join(words))
 
