@@ -76,6 +76,13 @@ def _tsvector(tokens: Sequence[str]) -> str:
     )
 
 
+def _array(vector: Any) -> np.ndarray:
+    """A stored vector as float32: pgvector's loader gives a numpy array before 0.5, a
+    `pgvector.Vector` from 0.5 on."""
+    to_numpy = getattr(vector, "to_numpy", None)
+    return np.asarray(to_numpy() if to_numpy else vector, dtype=np.float32)
+
+
 def _tsquery(terms: Iterable[str]) -> str:
     return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
 
@@ -265,7 +272,7 @@ class PostgresStore:
                 "WHERE text_hash = ANY(%s)",
                 (unique,),
             ).fetchall()
-        return {bytes(h): np.asarray(e, dtype=np.float32) for h, e in rows}
+        return {bytes(h): _array(e) for h, e in rows}
 
     def write(self, writes: Sequence[DocumentWrite]) -> None:
         """Store a batch of files in one transaction."""
@@ -524,7 +531,7 @@ class PostgresStore:
                 return
             for r in rows:
                 stored = chunks[r[3]]
-                vectors = np.array([np.asarray(c[8], np.float32) for c in stored], np.float32)
+                vectors = np.array([_array(c[8]) for c in stored], np.float32)
                 yield rebuilt_write(
                     r[:3], r[4:9], r[9], r[10], [c[:7] for c in stored],
                     [bytes(c[7]) for c in stored], vectors.reshape(len(stored), self.dim),
