@@ -230,7 +230,7 @@ def test_html_drops_boilerplate_and_lays_out_text(tmp_path: Path) -> None:
     assert doc.title == "Tidal energy"
     assert doc.text.startswith("How tides turn turbines\n\nTides rise and fall twice a day,")
     assert "driven by the Moon.\n\nBarrages\n\nA barrage holds water\nbehind a dam." in doc.text
-    assert "La Rance\nSihwa Lake" in doc.text
+    assert "- La Rance\n- Sihwa Lake" in doc.text
     assert "  x = 1\n    y = 2" in doc.text  # whitespace inside <pre> is kept
     assert "Site | MW\nSihwa | 254" in doc.text
     assert [(h.level, h.text) for h in doc.headings] == [
@@ -245,7 +245,11 @@ def test_html_drops_boilerplate_and_lays_out_text(tmp_path: Path) -> None:
     [
         ("<body>intro<div>x</div>tail</body>", "intro\nx\ntail"),
         ("<div><p>a</p>b<p>c</p></div>", "a\n\nb\n\nc"),
-        ("<ul><li>a</li></ul>after the list", "a\n\nafter the list"),
+        ("<ul><li>a</li></ul>after the list", "- a\n\nafter the list"),
+        ("<ol><li>Boil</li><li>Pour</li></ol>", "1. Boil\n2. Pour"),
+        ("<ol><li>Boil</li><li><p>Pour</p></li></ol>", "1. Boil\n\n2. Pour"),
+        ("<ol start='3'><li>x<ul><li>y</li></ul></li><li>z</li></ol>", "3. x\n\n- y\n\n4. z"),
+        ("<ol><li></li><li>only</li></ol><li>loose</li>", "2. only\n\nloose"),
         ("<div><div><div>deep</div></div>up</div>", "deep\nup"),
         ("<p>Hello<b>world</b> <i>it</i>s</p>", "Helloworld its"),
         ("<pre>  a\n<b>b</b><br>  c</pre>after", "  a\nb\n  c\n\nafter"),

@@ -3,6 +3,8 @@ small store with the real embedder."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from askdocs.answer import ask
@@ -120,3 +122,28 @@ def test_a_question_that_names_no_list_is_answered_as_before(kb) -> None:  # typ
     for question in ("How do I make the tomato soup richer?", "How do I clean the outside?"):
         answer = ask(kb, None, question, style="full")
         assert answer.mode != "steps", question
+
+
+def test_a_web_page_numbered_list_answers_how_its_subject_works(
+    make_kb: MakeKb, tmp_path: Path
+) -> None:
+    page = tmp_path / "tea.html"
+    page.write_text(
+        "<html><head><title>Making tea</title></head><body><h1>Making tea</h1>"
+        "<p>Tea is the leaf of Camellia sinensis, dried and steeped in hot water.</p>"
+        "<h2>How steeping works</h2><p>Steeping tea in hot water goes through three stages:</p>"
+        "<ol>"
+        "<li>Hot water softens the dried leaf and it unfurls.</li>"
+        "<li>Caffeine and aroma dissolve in the first two minutes.</li>"
+        "<li>Tannins follow and make the brew bitter after five minutes.</li></ol>"
+        "<h2>Storage</h2><p>Keep leaves in a dark, airtight tin.</p></body></html>"
+    )
+    kb = make_kb()
+    kb.ingest([page])
+    answer = ask(kb, None, "How does steeping tea work?", style="auto")
+    assert answer.mode == "steps"
+    assert [s.text for s in answer.sentences] == [
+        "1. Hot water softens the dried leaf and it unfurls [1].",
+        "2. Caffeine and aroma dissolve in the first two minutes [1].",
+        "3. Tannins follow and make the brew bitter after five minutes [1].",
+    ]

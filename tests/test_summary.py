@@ -12,7 +12,8 @@ from askdocs.types import Document
 from tests.conftest import MakeKb
 
 GUIDE = """Keeping bees
-A first hive needs a sheltered spot, a steady source of water and flowers within reach.
+A first hive needs a sheltered spot, a steady source of water and flowers within reach. A
+beginner does best with two hives, to compare them.
 
 Inspections
 Open the hive every week in spring to look for eggs, larvae and queen cells. Work slowly
@@ -69,6 +70,8 @@ def test_a_summary_quotes_each_section_once_in_order(make_kb: MakeKb) -> None:
         assert quoted.endswith(body.rstrip("."))
         assert sentence.supported
     assert "Inspections" not in answer.text  # headings are not said
+    # The document's opening is said in its first two sentences, with one citation.
+    assert texts[0].startswith("A first hive") and "two hives, to compare them [1]." in texts[0]
 
 
 def test_a_short_answer_or_a_missing_document_is_not_summarised(make_kb: MakeKb) -> None:

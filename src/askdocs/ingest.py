@@ -32,7 +32,7 @@ from askdocs.readers import SUPPORTED_SUFFIXES, read
 from askdocs.store import DocumentWrite, Store
 from askdocs.types import Chunk, Document
 
-READER_VERSION = 1
+READER_VERSION = 2  # 2: HTML list items keep their "1. " and "- " markers
 T = TypeVar("T")
 _TITLE_TOKENS = 24  # at most this much of the title is prepended to each embedded chunk
 _BATCH_FILES = 512  # files already stored elsewhere embed nothing; bound the batch anyway

@@ -356,6 +356,9 @@ def _html_text(root: LexborNode) -> tuple[str, tuple[Heading, ...]]:
                     line.append(text)
                 continue
             _close_blocks(open_blocks, _nearest_block(node), out)
+            if out.marker:  # a list item's "1. " or "- ", before its first text
+                line.append(out.marker)
+                out.marker = ""
             line.append(text)
             out.line_is_pre = out.line_is_pre or out.pre_depth > 0
         elif tag in _BREAKS:
@@ -363,7 +366,7 @@ def _html_text(root: LexborNode) -> tuple[str, tuple[Heading, ...]]:
             if tag == "br":
                 line.append("\n") if out.pre_depth else out.brk(1)
             else:
-                out.enter(tag)
+                out.enter(tag, node.attributes.get("start") if tag == "ol" else None)
                 open_blocks.append((node.mem_id, tag))
         elif tag in ("td", "th") and line:
             line.append(" | ")
@@ -399,17 +402,38 @@ class _TextBuilder:
         self.pre_depth = 0
         self.heading_level = 0
         self.headings: list[Heading] = []
+        # Open lists, innermost last: the number of the last item of an <ol>, None for a
+        # <ul>. Items are laid out as a plain-text file writes them ("1. Boil the water.",
+        # "- Salt"), so that numbered steps read as steps.
+        self.lists: list[int | None] = []
+        self.marker = ""
 
-    def enter(self, tag: str) -> None:
+    def enter(self, tag: str, start: str | None = None) -> None:
         self.brk(_BREAKS[tag])
         if tag == "pre":
             self.pre_depth += 1
+        elif tag == "ol":
+            first = int(start) if start and start.strip().isdigit() else 1
+            self.lists.append(min(first, 10**6) - 1)
+        elif tag == "ul":
+            self.lists.append(None)
+        elif tag == "li" and self.lists:
+            number = self.lists[-1]
+            if number is None:
+                self.marker = "- "
+            else:
+                self.lists[-1] = number + 1
+                self.marker = f"{number + 1}. "
         self.heading_level = _HEADING_LEVELS.get(tag, self.heading_level)
 
     def leave(self, tag: str) -> None:
         self.brk(_BREAKS[tag])
         if tag == "pre":
             self.pre_depth -= 1
+        elif tag in ("ol", "ul") and self.lists:
+            self.lists.pop()
+        elif tag == "li":
+            self.marker = ""  # an empty item writes nothing
         elif tag in _HEADING_LEVELS:
             self.heading_level = 0
 

@@ -12,6 +12,8 @@ that list: every step quoted whole and cited to the passage it is in. No model c
     True
     >>> asks_steps("How often should I descale it?")
     False
+    >>> asks_steps("How does the TLS 1.3 handshake work?")
+    True
     >>> [(s.heading, len(s.steps)) for s in lists_in("CLEANING\\n1. Unplug it.\\n2. Wipe it.\\n")]
     [('CLEANING', 2)]
 """
@@ -30,7 +32,8 @@ from askdocs.types import Answer, Citation, Hit
 _ASKS = re.compile(
     r"^(?:how (?:do|can|should|would|must) (?:i|we|you|one)\b|how to\b"
     r"|what (?:should|do|must) (?:i|we|you|one) do\b|what are the steps\b"
-    r"|(?:list|give me|show me|tell me) the steps\b)",
+    r"|(?:list|give me|show me|tell me) the steps\b"
+    r"|how (?:does|do) [^?]{1,80}\bwork\b)",
     re.IGNORECASE,
 )
 _ITEM = re.compile(r"[ \t]*(\d{1,2})[.)][ \t]+\S")

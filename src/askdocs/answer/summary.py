@@ -5,9 +5,10 @@ A question-driven search returns the three chunks most like the words "houseplan
 which are rarely the ones that say what the guide is about, and the 1.5B model refused or
 summarised one section (docs/benchmarks.md, "Everyday questions"). A summary is about the
 whole document: `subject` reads what is to be summarised from the question, the best search
-hit for it names the document, and `summarise` takes, from each of up to `SECTIONS` of its
-chunks spread over it, the sentence closest to the centre of the whole document (the mean of
-its sentence vectors). The sentences are the document's own, so every one is supported by
+hit for it names the document, and `summarise` takes the document's first two sentences and,
+from each of up to `SECTIONS` of its chunks spread over it, the sentence that opens a section
+or else the one closest to the centre of the whole document (the mean of its sentence
+vectors). The sentences are the document's own, so every one is supported by
 the passage it cites; no model call is spent.
 
     >>> subject("Summarise the houseplant guide.")
@@ -111,30 +112,36 @@ def summarise(question: str, passages: Sequence[Passage], strength: float) -> An
     if not vectors:
         return None
     centre = np.concatenate(vectors).mean(axis=0)
-    picks: list[tuple[Passage, int]] = []
+    picks: list[tuple[Passage, tuple[int, ...]]] = []
     said: set[str] = set()  # chunks overlap: a sentence is said once
     for passage in ordered:
         fit = [i for i, s in enumerate(passage.sentences) if _sayable(s.text)]
-        leads = [
-            i
-            for i in fit
-            if _opens_section(passage.sentences[i].text) or (i == 0 and passage.hit.start == 0)
-        ]
-        central = [max(fit, key=lambda i: float(passage.vectors[i] @ centre))] if fit else []
-        for i in leads or central:
-            text = _body(passage.sentences[i].text)
+        leads = [(i,) for i in fit if _opens_section(passage.sentences[i].text)]
+        if passage.hit.start == 0 and fit[:1] == [0]:
+            # The document's opening says what it is about in its first two sentences ("HTTPS
+            # is ordinary HTTP sent through an encrypted connection. The encryption comes from
+            # TLS ..."): both are said, as one part.
+            second = fit[1:2] == [1] and not _opens_section(passage.sentences[1].text)
+            leads = [(0, 1) if second else (0,), *(x for x in leads if x != (0,))]
+        central = [(max(fit, key=lambda i: float(passage.vectors[i] @ centre)),)] if fit else []
+        for indices in leads or central:
+            text = " ".join(_body(passage.sentences[i].text) for i in indices)
             if text not in said:
                 said.add(text)
-                picks.append((passage, i))
+                picks.append((passage, indices))
     if not picks:
         return None
     if len(picks) > SECTIONS:  # spread over the document: its start, middle and end
         step = len(picks) / SECTIONS
         picks = [picks[int(i * step)] for i in range(SECTIONS)]
-    shown = [Shown(n, p, (i,)) for n, (p, i) in enumerate(picks, 1)]
+    shown = [Shown(n, p, indices) for n, (p, indices) in enumerate(picks, 1)]
     citations = tuple(citation(s) for s in shown)
     parts = [
-        (_body(s.text), (s.number,), (s.number, c.start, c.end))
+        (
+            " ".join(_body(s.passage.sentences[i].text) for i in s.indices),
+            (s.number,),
+            (s.number, c.start, c.end),
+        )
         for s, c in zip(shown, citations, strict=True)
     ]
     title = picks[0][0].hit.title
