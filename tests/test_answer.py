@@ -115,7 +115,7 @@ def test_weak_evidence_refuses_without_calling_the_model(kb: KnowledgeBase) -> N
 @pytest.fixture
 def no_quoting(monkeypatch: pytest.MonkeyPatch) -> None:
     """Refuse whatever the evidence: the quoting fallback is tested on its own."""
-    monkeypatch.setattr("askdocs.answer.pipeline.QUOTE_EVIDENCE", 1.01)
+    monkeypatch.setattr("askdocs.answer.pipeline._quote_instead", lambda *args: None)
 
 
 def test_the_models_refusal_is_a_refusal(kb: KnowledgeBase, no_quoting: None) -> None:

@@ -24,6 +24,8 @@ from askdocs.errors import ConfigError
 from askdocs.kb import KnowledgeBase
 from askdocs.testing import FakeGenerator
 from askdocs.text import sentence_spans
+from askdocs.types import Document
+from tests.conftest import MakeKb
 from tests.test_answer import ESPRESSO_Q, _passages
 
 
@@ -202,6 +204,16 @@ def test_quotes_replace_a_refusal_only_when_they_hold_the_question() -> None:
                    True, (soup,))  # fmt: skip
     asked = "What is the difference between brown or green lentils and red lentils?"
     assert quotes_the_question(asked, kinds) is kinds
+    # One term of three missing: the quote stands only when the documents use that word
+    # elsewhere (the question is about what they discuss), and only when told how to know.
+    manual = Citation(1, 2, "coffee.txt", "Coffee maker manual", None, 0, 10, "", 0.6)
+    stove = Answer("q", "Use the carafe only on the warming plate, never on a stove [1].", True,
+                   (manual,))  # fmt: skip
+    used = {"heat", "carafe", "stove"}.__contains__
+    assert quotes_the_question("Can I heat the carafe on the stove?", stove) is None
+    assert quotes_the_question("Can I heat the carafe on the stove?", stove, used) is stove
+    assert quotes_the_question("How long is the warranty on the carafe stove?", stove, used) is None
+    assert quotes_the_question("Can I heat the stove?", stove, used) is None  # one of two
 
 
 def test_a_question_asking_where_is_answered_without_digits(kb: KnowledgeBase) -> None:
@@ -215,3 +227,46 @@ def test_a_question_asking_where_is_answered_without_digits(kb: KnowledgeBase) -
     assert where is not None and "0-9" in where.splitlines()[1]
     assert when is not None and "0-9" not in when
     LlamaGrammar.from_string(where, verbose=False)
+
+
+def test_a_yes_that_a_cited_passage_denies_is_not_supported(make_kb: MakeKb) -> None:
+    notes = (
+        "Notes on photosynthesis\n\nWater molecules are split in the light reactions. All the "
+        "oxygen given off by a plant comes from water, not from carbon dioxide.\n"
+    )
+    kb = make_kb()
+    kb.ingest_documents([Document("/home/photo.md", notes, "Notes on photosynthesis", "md")])
+    question = "Does the oxygen plants give off come from carbon dioxide?"
+    generator = FakeGenerator(["Yes, the oxygen plants give off comes from carbon dioxide [1]."])
+    answer = list(stream_answer(kb, generator, question, style="full"))[-1].answer
+    # The "Yes" is unsupported, so the passage is quoted instead (or the answer refused).
+    assert answer.draft.startswith("Yes") and not answer.text.startswith("Yes")
+    assert answer.mode == "extractive" or not answer.answered
+    # Asked about water, the same passage denies nothing the question asks.
+    water = list(stream_answer(kb, FakeGenerator(["Yes, the oxygen comes from water [1]."]),
+                               "Does the oxygen plants give off come from water?",
+                               style="full"))[-1].answer  # fmt: skip
+    assert water.answered and water.text.startswith("Yes") and water.sentences[0].supported
+
+
+def test_a_refused_full_answer_is_quoted_when_the_documents_use_every_missing_word(
+    make_kb: MakeKb,
+) -> None:
+    manual = (
+        "Coffee maker manual\n\nSAFETY\n- Do not open the filter basket while brewing.\n- Use the "
+        "carafe only on the warming plate of this machine, never on a stove.\n- Unplug the "
+        "machine before cleaning.\n\nHEATING\nThe heating element keeps the plate warm for 30 "
+        "minutes.\n"
+    )
+    kb = make_kb()
+    kb.ingest_documents([Document("/home/coffee.txt", manual, "Coffee maker manual", "txt")])
+    refusing = FakeGenerator(["The passages do not contain the answer. [1]"])
+    stove = ask_full(kb, refusing, "Can I heat the carafe on the stove?")
+    assert stove.answered and stove.mode == "extractive" and "never on a stove" in stove.text
+    # "oven" is in no document: the model's refusal stands.
+    oven = ask_full(kb, refusing, "Can I put the carafe on the warming plate of an oven?")
+    assert not oven.answered and oven.reason == "the model found no answer in the passages"
+
+
+def ask_full(kb: KnowledgeBase, generator: FakeGenerator, question: str):  # type: ignore[no-untyped-def]
+    return list(stream_answer(kb, generator, question, style="full"))[-1].answer

@@ -120,7 +120,8 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
     # how it was made: "generative", "extractive" (quoted), "structured" (JSON), or said in
-    # code from the passages: "compared" (dates), "chained" (links), "summary", "steps"
+    # code from the passages: "compared" (dates), "chained" (links), "summary", "steps",
+    # "table" (rows a question picks)
     mode: str = "generative"
     style: str = "short"  # or "full": the form the answer was asked to take
     draft: str = ""  # the model's text before checking (empty in extractive mode)

@@ -10,12 +10,14 @@ The model is never trusted to refuse or to cite (small local models do neither r
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from askdocs import citations
 from askdocs.answer.packing import Packed, Shown, candidates, citation, sources
+from askdocs.answer.styles import YES_NO
 from askdocs.errors import AskdocsError, ConfigError
 from askdocs.extractive import EmbeddingCache, Passage
 from askdocs.text import Analyzer
@@ -100,11 +102,10 @@ def checked(
     numbered = tuple(citation(s) for s in packed.shown)
     parts = citations.paragraph_citations(draft, citations.split_answer(draft))
     claims = [citations.with_question(p.claim, question) for p in parts]
+    shown = sources(packed.shown)
     checked = tuple(
-        restating(s, question)
-        for s in citations.check(
-            parts, cache.embed(claims), sources(packed.shown), question=question
-        )
+        contradicted(restating(s, question), question, shown)
+        for s in citations.check(parts, cache.embed(claims), shown, question=question)
     )
     # A refusal sentence never counts as support, whatever it cites; a partial answer ("X [1].
     # The passages do not say when.") keeps its supported part.
@@ -162,6 +163,69 @@ def restating(sentence: SentenceSupport, question: str) -> SentenceSupport:
         supported=False,
         problems=(*sentence.problems, "only repeats words of the question"),
     )
+
+
+# "not", "never" or "no", then up to four words: what a passage says is not so.
+_FUNCTION_WORDS = frozenset(
+    Analyzer().tokens("a an the of from to in on at by for with as into onto it its be any")
+)
+_DENIAL = re.compile(r"\b(?:not|never|no)\s+((?:[\w-]+\s+){0,3}[\w-]+)", re.IGNORECASE)
+
+
+def contradicted(
+    sentence: SentenceSupport, question: str, shown: Mapping[int, citations.Source]
+) -> SentenceSupport:
+    """`sentence`, unsupported when it answers a yes/no question "Yes" and a passage it
+    cites denies the very words the question asks about. Support is scored on shared words
+    and meaning, which do not see negation: "Does the oxygen plants give off come from carbon
+    dioxide?" -> "Yes, ..." scored as supported by "All the oxygen given off by a plant comes
+    from water, not from carbon dioxide."
+
+    >>> s = SentenceSupport("Yes, it comes from carbon dioxide [1].", 0, 38, (1,), 0.9, True)
+    >>> src = {1: citations.Source(1, "It comes from water, not from carbon dioxide.", None, ())}
+    >>> contradicted(s, "Does it come from carbon dioxide?", src).problems
+    ('the cited passage says "not from carbon dioxide"',)
+    >>> contradicted(s, "Does it come from water?", src).supported
+    True
+    """
+    words = question.lower().split()
+    said = sentence.text.lstrip().lower()
+    if not sentence.supported or not words or words[0] not in YES_NO:
+        return sentence
+    if not (said.startswith("yes") and (len(said) == 3 or not said[3].isalpha())):
+        return sentence
+    analyzer = Analyzer()
+    asked = set(analyzer.tokens(question))
+    for number in sentence.cites:
+        source = shown.get(number)
+        for denial in _DENIAL.finditer(source.text if source else ""):
+            denied = _denied(denial.group(1).split(), asked, analyzer)
+            if denied:
+                said = " ".join(f"{denial.group().split()[0]} {denied}".split())
+                return replace(
+                    sentence,
+                    supported=False,
+                    problems=(*sentence.problems, f'the cited passage says "{said}"'),
+                )
+    return sentence
+
+
+def _denied(words: Sequence[str], asked: set[str], analyzer: Analyzer) -> str:
+    """The longest run of `words` from the first whose terms are all asked about, when it
+    holds a term ("from carbon dioxide" of "from carbon dioxide but"); "" otherwise. "not
+    only" and "not just" deny nothing."""
+    if words and words[0].lower() in ("only", "just"):
+        return ""
+    terms: set[str] = set()
+    longest = 0
+    for n, word in enumerate(words, 1):
+        found = set(analyzer.tokens(word)) - _FUNCTION_WORDS
+        if not found <= asked:
+            break
+        terms |= found
+        if terms:
+            longest = n
+    return " ".join(words[:longest])
 
 
 def final_text(checked: Sequence[SentenceSupport], valid: set[int], *, strict: bool) -> str:

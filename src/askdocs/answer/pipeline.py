@@ -6,6 +6,7 @@ generated piece, and one `Final(answer)` last; `ask` is `stream_answer` drained.
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Generator as Generator_
@@ -36,6 +37,7 @@ from askdocs.answer.compare import NAME_HITS, asked, compare
 from askdocs.answer.compare import answer as compared_answer
 from askdocs.answer.events import Clock, Event, Final, Retrieved, Token
 from askdocs.answer.hops import BRIDGE_BUDGET, Hop, follow, named_bridge, needs_bridge
+from askdocs.answer.lists import asks_for_any, extended
 from askdocs.answer.names import about
 from askdocs.answer.options import AskOptions, options_of
 from askdocs.answer.packing import (
@@ -51,11 +53,11 @@ from askdocs.answer.packing import (
 from askdocs.answer.steps import asks_steps, steps
 from askdocs.answer.styles import resolve
 from askdocs.answer.summary import glob_escape, subject, summarise
+from askdocs.answer.tables import rows_asked
 from askdocs.citations import strip_citations
 from askdocs.extractive import (
     EmbeddingCache,
     Passage,
-    coverage,
     evidence,
     extract,
     score_passages,
@@ -75,8 +77,9 @@ if TYPE_CHECKING:
 _ASKING_WORDS = """how what when where why who whom whose which do does did can could should
     would will shall may might must i me my you your we our much many long often tell
     between from his her its their they he she it this that these those s difference
-    differences compare"""
+    differences compare have has had"""
 
+_WORD = re.compile(r"\w+(?:['-]\w+)*")
 SUMMARY_CHUNKS = 60  # chunks of one document a summary chooses from
 
 _caches: weakref.WeakKeyDictionary[Any, EmbeddingCache] = weakref.WeakKeyDictionary()
@@ -166,6 +169,11 @@ def stream_answer(
         answer = refusal(question, passages, reason, mode=run_mode, strength=strength)
         yield Final(replace(answer, timings=clock.total(), style=style))
         return
+    if o.json_schema is None:
+        picked = rows_asked(question, hits, evidence=strength)
+        if picked is not None:
+            yield from _settled(picked, clock)
+            return
     if style == "full" and o.json_schema is None and asks_steps(question):
         listed = yield from _steps(kb, question, hits, o, clock, strength)
         if listed:
@@ -175,8 +183,9 @@ def stream_answer(
         return
     assert generator is not None
     yield from _generative(
-        question, passages, generator, cache, clock, strength, o, decoding, style, hop
-    )
+        question, passages, generator, cache, clock, strength, o, decoding, style, hop,
+        used=_used(kb, o),
+    )  # fmt: skip
 
 
 def _name_search(kb: KnowledgeBase, o: AskOptions) -> Callable[[str], list[Hit]]:
@@ -188,6 +197,15 @@ def _name_search(kb: KnowledgeBase, o: AskOptions) -> Callable[[str], list[Hit]]
         return kb.search(name, k=NAME_HITS, mode="keyword", filters=o.filters, rerank=False)
 
     return search
+
+
+def _used(kb: KnowledgeBase, o: AskOptions) -> Callable[[str], bool]:
+    """Whether any document within the question's filters uses a word (keyword search)."""
+
+    def used(word: str) -> bool:
+        return bool(kb.search(word, k=1, mode="keyword", filters=o.filters, rerank=False))
+
+    return used
 
 
 def _in_document(
@@ -389,16 +407,54 @@ def _extractive(
     yield Final(replace(answer, timings=clock.total()))
 
 
-def quotes_the_question(question: str, quote: Answer) -> Answer | None:
+def _quote_instead(
+    question: str,
+    passages: Sequence[Passage],
+    strength: float,
+    style: str,
+    used: Callable[[str], bool] | None,
+) -> Answer | None:
+    """The quote that answers instead of a refused draft, or None. The evidence says the
+    answer is there and the model did not find it or state it: on strong evidence
+    (`QUOTE_EVIDENCE`) when the quote holds the question's terms; for a full answer also on
+    weaker evidence when the documents use every word the quote misses
+    (`quotes_the_question`): the 1.5B model refuses long answers that a passage states in
+    one sentence ("never on a stove")."""
+    if strength < QUOTE_EVIDENCE and (style != "full" or used is None):
+        return None
+    quote = quoted(question, passages, strength)
+    if strength >= QUOTE_EVIDENCE and quotes_the_question(question, quote) is not None:
+        return quote
+    return quotes_the_question(question, quote, used) if style == "full" and used else None
+
+
+def quotes_the_question(
+    question: str, quote: Answer, used: Callable[[str], bool] | None = None
+) -> Answer | None:
     """`quote` when its sentences, with the titles they come from, hold nearly every term of
     the question (`QUOTE_COVERAGE`); None otherwise. "How many calories are in a bowl of
     lentil soup?" finds sentences about lentil soup with strong evidence, but none says
-    "calories": the model's refusal stands."""
+    "calories": the model's refusal stands.
+
+    With `used` (whether the documents use a word anywhere), the rule for weaker evidence:
+    every term the quote misses must be a word the documents use elsewhere (the question is
+    about what they discuss, in other words), and then a quote that misses one term of three
+    also stands. "Can I heat the carafe on the stove?" is
+    answered with "Use the carafe only on the warming plate of this machine, never on a
+    stove"; "How long is the warranty on the coffee maker?" is not, as no document says
+    "warranty".
+    """
     analyzer = Analyzer()
-    terms = set(analyzer.tokens(question)) - set(analyzer.tokens(_ASKING_WORDS))
-    titles = " ".join(c.title for c in quote.citations)
-    held = coverage(terms, f"{titles} {quote.text}", analyzer)
-    return quote if terms and held >= QUOTE_COVERAGE else None
+    asking = set(analyzer.tokens(_ASKING_WORDS))
+    words = {t: w for w in _WORD.findall(question) for t in analyzer.tokens(w) if t not in asking}
+    if not words:
+        return None
+    held = set(analyzer.tokens(" ".join(c.title for c in quote.citations) + " " + quote.text))
+    missing = [w for t, w in words.items() if t not in held]
+    if used is None:
+        return quote if len(missing) <= len(words) * (1 - QUOTE_COVERAGE) else None
+    few = len(missing) <= max(len(words) * (1 - QUOTE_COVERAGE), 1 if len(words) >= 3 else 0)
+    return quote if few and all(used(w) for w in missing) else None
 
 
 def quoted(question: str, passages: Sequence[Passage], strength: float) -> Answer:
@@ -439,6 +495,7 @@ def _generative(
     style: str,
     hop: Hop | None = None,
     whole: Sequence[Passage] = (),
+    used: Callable[[str], bool] | None = None,
 ) -> Iterator[Event]:
     json_schema = o.json_schema
     is_structured = json_schema is not None
@@ -482,9 +539,10 @@ def _generative(
         answer = structured(question, draft, json_schema, packed, cache, strength)
     else:
         answer = checked(question, draft, packed, passages, cache, strength, strict=o.strict)
-        if not answer.answered and strength >= QUOTE_EVIDENCE:
-            # The evidence says the answer is there; the model did not find it or state it.
-            quote = quotes_the_question(question, quoted(question, passages, strength))
+        if style == "short":
+            answer = extended(answer, packed, lists=asks_for_any(question))
+        if not answer.answered:
+            quote = _quote_instead(question, passages, strength, style, used)
             if quote is not None:
                 note = f"{answer.reason}; quoting the passages instead"
                 answer = replace(quote, draft=draft)

@@ -61,7 +61,7 @@ _HOW_SHORT = frozenset(
         "late",
     ]
 )
-_YES_NO = frozenset(
+YES_NO = frozenset(
     [
         "is",
         "are",
@@ -111,7 +111,7 @@ def choose_style(question: str) -> str:
     first = words[0]
     if first == "how":
         return "short" if len(words) > 1 and words[1] in _HOW_SHORT else "full"
-    if first in _FULL_OPENERS or first in _YES_NO:
+    if first in _FULL_OPENERS or first in YES_NO:
         return "full"
     # "What were the parts of ...?", "What are the steps ...?": a list, not a phrase
     if first == "what" and len(words) > 2 and words[1] in ("are", "were") and words[2] == "the":

@@ -222,6 +222,7 @@ function renderAnswer(answer) {
       summary: "A summary quoted from the document",
       steps: "Steps quoted from the document",
       chained: "Read from the passages, one link at a time",
+      table: "Rows read from a table in the documents",
     }[answer.mode] ?? "Generated answer, checked against the passages",
     unsupported
       ? `${unsupported} sentence(s) not supported by the passages they cite`

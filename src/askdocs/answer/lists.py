@@ -1,0 +1,144 @@
+"""A short answer that is the first item of a list, given as the whole list; one that holds
+under a condition, given with it.
+
+Held to one phrase, the model answers "What limits the rate of photosynthesis?" with "light
+intensity", the first of the three factors its passage lists ("... include light intensity,
+carbon dioxide concentration and temperature."). When the answer opens an enumeration in the
+sentence that supports it, the answer becomes the enumeration: every item is in the same
+sentence, so the support check holds for all of them.
+
+    >>> whole_list("light intensity", "Factors that limit the rate include light intensity, "
+    ...            "carbon dioxide concentration and temperature.")
+    'light intensity, carbon dioxide concentration and temperature'
+    >>> whole_list("Paris", "He lived in Paris, where he died in 1900.") is None
+    True
+
+Likewise "How often should I descale the coffee maker?" -> "every two to three months", from
+"Descale every month if your water is hard, or every two to three months otherwise.": a
+phrase from a sentence that gives alternatives under a condition is half the answer, so the
+answer becomes the sentence (`conditional`).
+
+    >>> conditional("every two to three months",
+    ...             "Descale every month if your water is hard, or every two to three months "
+    ...             "otherwise.")
+    'Descale every month if your water is hard, or every two to three months otherwise.'
+    >>> conditional("1 tablespoon", "Use 1 tablespoon of coffee per cup.") is None
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from askdocs.answer.checks import append_marker
+from askdocs.answer.packing import Packed
+from askdocs.citations import strip_citations
+from askdocs.types import Answer
+
+# Where a clause ends: a full stop, semicolon or colon followed by a space or the end, or a
+# line break between paragraphs.
+_CLAUSE_END = re.compile(r"[.;:!?](?=\s|$)|\n\s*\n")
+_SEPARATOR = re.compile(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+# A sentence that states alternatives under a condition: "... if ..., or ... otherwise",
+# "... unless ...", "depending on ...".
+_WORDS = re.compile(r"[a-z]+")
+MAX_CONDITIONAL_WORDS = 40
+MAX_ITEM_WORDS = 5
+MAX_ITEMS = 8
+# Questions that ask for one of several, or for a count or a time: a list does not answer them.
+_ONE_ASKED = re.compile(
+    r"\b(?:which one|first|last|most|least|best|largest|smallest|main|only|single)\b|"
+    r"^\s*(?:who|whom|whose|when|where|how)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_any(question: str) -> bool:
+    """Whether a list could answer the question: "What limits ...?", "Which spices ...?", not
+    "Who ...?", "When ...?" or "What is the largest ...?".
+
+    >>> asks_for_any("What limits the rate of photosynthesis?")
+    True
+    >>> asks_for_any("What was the first printed book?"), asks_for_any("Who wrote it?")
+    (False, False)
+    """
+    opener = question.lstrip().lower()
+    return opener.startswith(("what ", "which ")) and not _ONE_ASKED.search(question)
+
+
+def whole_list(phrase: str, sentence: str) -> str | None:
+    """The enumeration `phrase` opens in `sentence`, up to the end of its clause; None when
+    the phrase is not followed by two or more short items joined by commas and a last
+    "and"/"or"."""
+    phrase = phrase.strip().rstrip(".")
+    if not phrase:
+        return None
+    at = sentence.lower().find(phrase.lower())
+    if at < 0:
+        return None
+    start = at + len(phrase)
+    rest = sentence[start:]
+    end = _CLAUSE_END.search(rest)
+    clause = rest[: end.start()] if end else rest
+    if not clause or not _SEPARATOR.match(clause):
+        return None
+    # Items up to the first "and"/"or", then one more: "cumin, paprika, or chilli and stir"
+    # is a list of three, then the sentence goes on.
+    cut = 0
+    items = 0
+    joined = False
+    for separator in _SEPARATOR.finditer(clause):
+        if joined:
+            cut = separator.start()
+            break
+        items += 1
+        joined = separator.group().rstrip().endswith(("and", "or"))
+    else:
+        cut = len(clause)
+    if not joined or not 2 <= items < MAX_ITEMS:
+        return None
+    parts = _SEPARATOR.split(clause[:cut])[1:]
+    if len(parts) != items or any(
+        not part.strip() or len(part.split()) > MAX_ITEM_WORDS for part in parts
+    ):
+        return None
+    whole = sentence[at : start + cut]
+    return " ".join(whole.split())
+
+
+def conditional(phrase: str, sentence: str) -> str | None:
+    """`sentence`, on one line, when `phrase` is in it and it states alternatives under a
+    condition; None otherwise."""
+    said = " ".join(sentence.split())
+    if phrase.strip().lower() not in said.lower() or len(said.split()) > MAX_CONDITIONAL_WORDS:
+        return None
+    words = _WORDS.findall(said.lower())
+    alternatives = "if" in words and "or" in words[words.index("if") :]
+    return said if alternatives or {"otherwise", "unless", "depending"} & set(words) else None
+
+
+def extended(answer: Answer, packed: Packed, *, lists: bool = True) -> Answer:
+    """A one-phrase answer as the whole list it opens in its supporting sentence (when
+    `lists`), or as that sentence when it states alternatives under a condition; else
+    `answer` as it is."""
+    if not answer.answered or len(answer.sentences) != 1:
+        return answer
+    only = answer.sentences[0]
+    if not only.supported or only.evidence is None:
+        return answer
+    number, start, _ = only.evidence
+    if not 1 <= number <= len(packed.shown):
+        return answer
+    source = packed.shown[number - 1].passage
+    sentence = next((s.text for s in source.sentences if s.start == start), None)
+    phrase = strip_citations(only.text)
+    whole = None
+    if sentence:
+        whole = (whole_list(phrase, sentence) if lists else None) or conditional(phrase, sentence)
+    if whole is None:
+        return answer
+    text = append_marker(whole, only.cites)
+    changed = replace(only, text=text, end=only.start + len(text))
+    whole_text = answer.text[: only.start] + text + answer.text[only.end :]
+    return replace(answer, text=whole_text, sentences=(changed,))
