@@ -89,3 +89,37 @@ def test_the_module_examples_hold() -> None:
     from askdocs.answer import summary
 
     assert doctest.testmod(summary).failed == 0
+
+
+PAGE = """Home brewing
+
+Brewing beer at home takes a day of work and a month of patience.
+
+Equipment
+
+Before brewing, gather a large pot, a fermenting bucket with an airlock and a thermometer:
+
+- A pot of at least 20 litres.
+- A bucket with a tight lid.
+
+Fermenting
+
+Yeast turns the sugar in the cooled wort into alcohol over about two weeks.
+"""
+
+
+def test_a_web_page_summary_says_each_section_lead_even_before_a_list(make_kb: MakeKb) -> None:
+    # Headings a paragraph apart from their text, as the web page reader lays them out.
+    kb = make_kb()
+    kb.ingest_documents([Document("/web/brewing.html", PAGE, "Home brewing", "html")])
+    answer = ask(kb, FakeGenerator(["never asked"]), "Summarise the home brewing page")
+    assert answer.mode == "summary"
+    said = [s.text.rsplit(" [", 1)[0] for s in answer.sentences]
+    assert said[0].startswith("Brewing beer at home")
+    # The lead-in to the list is said as a sentence; the list items are not.
+    assert (
+        "Before brewing, gather a large pot, a fermenting bucket with an airlock and a "
+        "thermometer" in said
+    )
+    assert not any(s.startswith(("- ", "A pot of")) for s in said)
+    assert any(s.startswith("Yeast turns the sugar") for s in said)

@@ -50,17 +50,23 @@ def subject(question: str) -> str | None:
     return said or None
 
 
-def _sayable(sentence: str) -> bool:
+def _sayable(sentence: str, *, lead_in: bool = False) -> bool:
     """A sentence a summary can say: whole (a chunk may start mid-sentence), not a heading,
-    a table row, code or a lead-in to a list."""
+    a table row, code or (unless `lead_in`) a lead-in to a list."""
     text = _body(sentence)
     words = len(text.split())
     return (
         MIN_WORDS <= words <= MAX_WORDS
         and text[:1].isupper()  # not a fragment, nor a step of a list ("3. Run a ...")
-        and not text.endswith(":")
+        and (lead_in or not text.endswith(":"))
         and not any(mark in text for mark in ("|", "```", "->"))
     )
+
+
+def _said(sentence: str) -> str:
+    """The sentence as a summary says it: its body, a lead-in's colon as a full stop."""
+    text = _body(sentence)
+    return text[:-1] + "." if text.endswith(":") else text
 
 
 _LAST_WORDS = frozenset(
@@ -71,6 +77,16 @@ _LAST_WORDS = frozenset(
 def _opens_section(sentence: str) -> bool:
     r"""A sentence that follows a heading line ("Consequences\nPrint changed ...")."""
     return _body(sentence) != " ".join(sentence.split())
+
+
+def _after_heading(passage: Passage, start: int) -> bool:
+    """Whether the chunk's text before a sentence (at document offset `start`) ends with a
+    heading line on its own: a web page's <h2> is a paragraph apart from the text under it."""
+    before = passage.hit.text[: max(0, start - passage.hit.start)].rstrip()
+    if "\n" not in passage.hit.text[len(before) : start - passage.hit.start]:
+        return False
+    last = before.rsplit("\n", 1)[-1]
+    return bool(last.strip()) and _heading(last)
 
 
 def _body(sentence: str) -> str:
@@ -116,7 +132,14 @@ def summarise(question: str, passages: Sequence[Passage], strength: float) -> An
     said: set[str] = set()  # chunks overlap: a sentence is said once
     for passage in ordered:
         fit = [i for i, s in enumerate(passage.sentences) if _sayable(s.text)]
-        leads = [(i,) for i in fit if _opens_section(passage.sentences[i].text)]
+        # A section's first sentence says what it is about, even when it leads into a list
+        # ("Before any web page is sent, browser and server perform a handshake:").
+        leads = [
+            (i,)
+            for i, s in enumerate(passage.sentences)
+            if (_opens_section(s.text) or _after_heading(passage, s.start))
+            and _sayable(s.text, lead_in=True)
+        ]
         if passage.hit.start == 0 and fit[:1] == [0]:
             # The document's opening says what it is about in its first two sentences ("HTTPS
             # is ordinary HTTP sent through an encrypted connection. The encryption comes from
@@ -125,9 +148,9 @@ def summarise(question: str, passages: Sequence[Passage], strength: float) -> An
             leads = [(0, 1) if second else (0,), *(x for x in leads if x != (0,))]
         central = [(max(fit, key=lambda i: float(passage.vectors[i] @ centre)),)] if fit else []
         for indices in leads or central:
-            text = " ".join(_body(passage.sentences[i].text) for i in indices)
-            if text not in said:
-                said.add(text)
+            texts = {_said(passage.sentences[i].text) for i in indices}
+            if not texts & said:
+                said |= texts
                 picks.append((passage, indices))
     if not picks:
         return None
@@ -138,7 +161,7 @@ def summarise(question: str, passages: Sequence[Passage], strength: float) -> An
     citations = tuple(citation(s) for s in shown)
     parts = [
         (
-            " ".join(_body(s.passage.sentences[i].text) for i in s.indices),
+            " ".join(_said(s.passage.sentences[i].text) for i in s.indices),
             (s.number,),
             (s.number, c.start, c.end),
         )
