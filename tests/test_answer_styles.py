@@ -12,6 +12,7 @@ from askdocs.answer import (
     Final,
     Retrieved,
     Token,
+    ask,
     candidates,
     pack,
     stream_answer,
@@ -249,17 +250,32 @@ def test_a_yes_that_a_cited_passage_denies_is_not_supported(make_kb: MakeKb) -> 
     assert water.answered and water.text.startswith("Yes") and water.sentences[0].supported
 
 
+MANUAL = (
+    "Coffee maker manual\n\nSAFETY\n- Do not open the filter basket while brewing.\n- Use the "
+    "carafe only on the warming plate of this machine, never on a stove.\n- Unplug the "
+    "machine before cleaning.\n\nHEATING\nThe heating element keeps the plate warm for 30 "
+    "minutes.\n"
+)
+
+
+def test_a_short_answer_from_a_passage_about_something_else_is_refused(make_kb: MakeKb) -> None:
+    kb = make_kb()
+    kb.ingest_documents([Document("/home/coffee.txt", MANUAL, "Coffee maker manual", "txt")])
+    # "30 minutes" is in the passage, which says nothing of a warranty.
+    warranty = ask(kb, FakeGenerator(["30 minutes [1]"]),
+                   "How long is the warranty on the coffee maker?", style="short")  # fmt: skip
+    assert not warranty.answered
+    assert warranty.sentences[0].problems[-1] == "the cited passage says nothing about: warranty"
+    kept = ask(kb, FakeGenerator(["30 minutes [1]"]),
+               "How long does the heating element keep the plate warm?", style="short")  # fmt: skip
+    assert kept.answered and kept.text == "30 minutes [1]"
+
+
 def test_a_refused_full_answer_is_quoted_when_the_documents_use_every_missing_word(
     make_kb: MakeKb,
 ) -> None:
-    manual = (
-        "Coffee maker manual\n\nSAFETY\n- Do not open the filter basket while brewing.\n- Use the "
-        "carafe only on the warming plate of this machine, never on a stove.\n- Unplug the "
-        "machine before cleaning.\n\nHEATING\nThe heating element keeps the plate warm for 30 "
-        "minutes.\n"
-    )
     kb = make_kb()
-    kb.ingest_documents([Document("/home/coffee.txt", manual, "Coffee maker manual", "txt")])
+    kb.ingest_documents([Document("/home/coffee.txt", MANUAL, "Coffee maker manual", "txt")])
     refusing = FakeGenerator(["The passages do not contain the answer. [1]"])
     stove = ask_full(kb, refusing, "Can I heat the carafe on the stove?")
     assert stove.answered and stove.mode == "extractive" and "never on a stove" in stove.text

@@ -65,6 +65,12 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
 # PostgreSQL store's SQL uses the same, so both backends rank alike.
 BM25_K1, BM25_B = 1.2, 0.75
 _WORD = re.compile(r"\w+")
+# Words that shape a question rather than say what it is about ("How long does ...", "What
+# is the difference between ...").
+ASKING_WORDS = """how what when where why who whom whose which do does did can could should
+    would will shall may might must i me my you your we our much many long often tell
+    between from his her its their they he she it this that these those s difference
+    differences compare have has had"""
 _STOPWORD_LANGUAGES = frozenset({"english", "porter"})
 _ANALYZER_VERSION = "w1"  # bump when tokens() changes, so old index files are rejected
 

@@ -64,20 +64,13 @@ from askdocs.extractive import (
 )
 from askdocs.generation import Decoding, Generator
 from askdocs.retrieval import Filters
-from askdocs.text import Analyzer
+from askdocs.text import ASKING_WORDS, Analyzer
 from askdocs.types import Answer, Citation, Hit, SentenceSupport
 
 if TYPE_CHECKING:
     from askdocs.embeddings import Embedder
     from askdocs.kb import KnowledgeBase
 
-
-# Words that shape a question rather than say what it is about ("How long does ...", "What
-# is the difference between ...").
-_ASKING_WORDS = """how what when where why who whom whose which do does did can could should
-    would will shall may might must i me my you your we our much many long often tell
-    between from his her its their they he she it this that these those s difference
-    differences compare have has had"""
 
 _WORD = re.compile(r"\w+(?:['-]\w+)*")
 SUMMARY_CHUNKS = 60  # chunks of one document a summary chooses from
@@ -445,7 +438,7 @@ def quotes_the_question(
     "warranty".
     """
     analyzer = Analyzer()
-    asking = set(analyzer.tokens(_ASKING_WORDS))
+    asking = set(analyzer.tokens(ASKING_WORDS))
     words = {t: w for w in _WORD.findall(question) for t in analyzer.tokens(w) if t not in asking}
     if not words:
         return None
@@ -538,7 +531,10 @@ def _generative(
         assert json_schema is not None
         answer = structured(question, draft, json_schema, packed, cache, strength)
     else:
-        answer = checked(question, draft, packed, passages, cache, strength, strict=o.strict)
+        answer = checked(
+            question, draft, packed, passages, cache, strength, strict=o.strict,
+            short=style == "short",
+        )  # fmt: skip
         if style == "short":
             answer = extended(answer, packed, lists=asks_for_any(question))
         if not answer.answered:
