@@ -88,6 +88,10 @@ class KeywordIndex:
                 self._index = tantivy.Index(self.schema, path=str(folder), reuse=True)
             except (ValueError, OSError) as exc:
                 raise ValueError(f"the keyword index in {folder} cannot be read ({exc})") from exc
+        # Reloaded by `reload()` only (after our commits, and when keywords.json says another
+        # process moved it): tantivy's default reloads in a thread that watches the folder,
+        # and went on reading segment files after the store had closed.
+        self._index.config_reader(reload_policy="Manual")
         self._searcher = self._index.searcher()
         self._memory_position: Position | None = None
 
