@@ -533,7 +533,7 @@ def _generative(
     else:
         answer = checked(
             question, draft, packed, passages, cache, strength, strict=o.strict,
-            short=style == "short",
+            used=used if style == "short" else None,
         )  # fmt: skip
         if style == "short":
             answer = extended(answer, packed, lists=asks_for_any(question))
