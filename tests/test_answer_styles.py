@@ -12,7 +12,6 @@ from askdocs.answer import (
     Final,
     Retrieved,
     Token,
-    ask,
     candidates,
     pack,
     stream_answer,
@@ -256,19 +255,6 @@ MANUAL = (
     "machine before cleaning.\n\nHEATING\nThe heating element keeps the plate warm for 30 "
     "minutes.\n"
 )
-
-
-def test_a_short_answer_from_a_passage_about_something_else_is_refused(make_kb: MakeKb) -> None:
-    kb = make_kb()
-    kb.ingest_documents([Document("/home/coffee.txt", MANUAL, "Coffee maker manual", "txt")])
-    # "30 minutes" is in the passage, which says nothing of a warranty.
-    warranty = ask(kb, FakeGenerator(["30 minutes [1]"]),
-                   "How long is the warranty on the coffee maker?", style="short")  # fmt: skip
-    assert not warranty.answered
-    assert warranty.sentences[0].problems[-1] == "the cited passage says nothing about: warranty"
-    kept = ask(kb, FakeGenerator(["30 minutes [1]"]),
-               "How long does the heating element keep the plate warm?", style="short")  # fmt: skip
-    assert kept.answered and kept.text == "30 minutes [1]"
 
 
 def test_a_refused_full_answer_is_quoted_when_the_documents_use_every_missing_word(

@@ -33,6 +33,11 @@ NOTES = """Notes on photosynthesis
 Factors that limit the rate of photosynthesis include light intensity, carbon dioxide
 concentration and temperature. Chlorophyll absorbs mainly blue and red light.
 """
+BIO = """Roger Nygard
+
+Roger Nygard is a film director. He was born in Melbourne, Australia with his wife and
+children, and later moved to Los Angeles.
+"""
 MANUAL = """Kettle care
 
 Descale the kettle every month if your water is hard, or every three months if it is soft.
@@ -99,6 +104,7 @@ def kb(make_kb: MakeKb) -> KnowledgeBase:
             Document("/home/plants.md", GUIDE, "Caring for houseplants", "md"),
             Document("/home/photosynthesis.md", NOTES, "Notes on photosynthesis", "md"),
             Document("/home/kettle.txt", MANUAL, "Kettle care", "txt"),
+            Document("/home/nygard.txt", BIO, "Roger Nygard", "txt"),
         ]
     )
     return made
@@ -143,3 +149,12 @@ def test_a_short_answer_that_holds_under_a_condition_is_given_with_it(kb: Knowle
     plain = ask(kb, FakeGenerator(["1.7 litres [1]"]), "How much water does the kettle hold?",
                 style="short")  # fmt: skip
     assert plain.text == "1.7 litres [1]"
+
+
+def test_a_list_is_given_only_when_the_sentence_introduces_it_with_the_question_words(
+    kb: KnowledgeBase,
+) -> None:
+    # "Melbourne, Australia with his wife and children" is no list of places of birth.
+    answer = ask(kb, FakeGenerator(["Melbourne [1]"]),
+                 "What is the place of birth of Roger Nygard?", style="short")  # fmt: skip
+    assert answer.answered and answer.text == "Melbourne [1]"

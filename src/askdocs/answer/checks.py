@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from askdocs.answer.packing import Packed, Shown, candidates, citation, sources
 from askdocs.answer.styles import YES_NO
 from askdocs.errors import AskdocsError, ConfigError
 from askdocs.extractive import EmbeddingCache, Passage
-from askdocs.text import ASKING_WORDS, Analyzer
+from askdocs.text import Analyzer
 from askdocs.types import Answer, Citation, SentenceSupport
 
 NOT_IN_DOCUMENTS = "The documents do not contain the answer to this question."
@@ -97,11 +97,8 @@ def checked(
     strength: float,
     *,
     strict: bool,
-    used: Callable[[str], bool] | None = None,
 ) -> Answer:
-    """Check every sentence's citations; refuse, or keep (strict: only) what is supported.
-    With `used` (whether the documents use a word), a short answer is also held to a
-    passage about what the question asks (`off_topic`)."""
+    """Check every sentence's citations; refuse, or keep (strict: only) what is supported."""
     numbered = tuple(citation(s) for s in packed.shown)
     parts = citations.paragraph_citations(draft, citations.split_answer(draft))
     claims = [citations.with_question(p.claim, question) for p in parts]
@@ -110,9 +107,6 @@ def checked(
         contradicted(restating(s, question), question, shown)
         for s in citations.check(parts, cache.embed(claims), shown, question=question)
     )
-    if used is not None:
-        titles = {s.number: s.passage.hit.title for s in packed.shown}
-        checked = tuple(off_topic(s, question, shown, titles, used) for s in checked)
     # A refusal sentence never counts as support, whatever it cites; a partial answer ("X [1].
     # The passages do not say when.") keeps its supported part.
     answered = any(s.supported and not is_refusal(s.text) for s in checked)
@@ -172,8 +166,6 @@ def restating(sentence: SentenceSupport, question: str) -> SentenceSupport:
 
 
 # "not", "never" or "no", then up to four words: what a passage says is not so.
-_WORDS = re.compile(r"\w+(?:['-]\w+)*")
-_ASKING_TERMS = frozenset(Analyzer().tokens(ASKING_WORDS))
 _FUNCTION_WORDS = frozenset(
     Analyzer().tokens("a an the of from to in on at by for with as into onto it its be any")
 )
@@ -234,51 +226,6 @@ def _denied(words: Sequence[str], asked: set[str], analyzer: Analyzer) -> str:
         if terms:
             longest = n
     return " ".join(words[:longest])
-
-
-def off_topic(
-    sentence: SentenceSupport,
-    question: str,
-    shown: Mapping[int, citations.Source],
-    titles: Mapping[int, str],
-    used: Callable[[str], bool],
-) -> SentenceSupport:
-    """`sentence`, unsupported when the passages it cites hold none of the words the question
-    asks about (its words less the asking words and the cited documents' titles) and no
-    document uses them (`used`). "How long is the warranty on the coffee maker?" -> "30
-    minutes [2]" is in passage 2, which says how long coffee may stand on the warming plate,
-    and no document mentions a warranty. A word the documents do use may be said otherwise
-    in the passage ("What is the nationality of X?" -> "American"), so it refuses nothing.
-
-    >>> s = SentenceSupport("30 minutes [1]", 0, 14, (1,), 0.8, True)
-    >>> src = {1: citations.Source(1, "Do not leave the carafe on for 30 minutes.", None, ())}
-    >>> asked = "How long is the warranty on the coffee maker?"
-    >>> nowhere, everywhere = (lambda word: False), (lambda word: True)
-    >>> off_topic(s, asked, src, {1: "Coffee maker manual"}, nowhere).problems
-    ('the cited passage says nothing about: warranty',)
-    >>> off_topic(s, asked, src, {1: "Coffee maker manual"}, everywhere).supported
-    True
-    >>> off_topic(s, "How long can the carafe stay on?", src, {1: "Coffee"}, nowhere).supported
-    True
-    """
-    if not sentence.supported or not sentence.cites:
-        return sentence
-    analyzer = Analyzer()
-    words = {t: w for w in _WORDS.findall(question) for t in analyzer.tokens(w)}
-    asked = set(words) - _ASKING_TERMS
-    cited = [n for n in sentence.cites if n in shown]
-    if not cited:
-        return sentence
-    asked -= {t for n in cited for t in analyzer.tokens(titles.get(n, ""))}
-    held = {t for n in cited for t in analyzer.tokens(shown[n].text)}
-    if not asked or asked & held or any(used(words[t]) for t in asked):
-        return sentence
-    about = ", ".join(sorted({words[t].lower() for t in asked}))
-    return replace(
-        sentence,
-        supported=False,
-        problems=(*sentence.problems, f"the cited passage says nothing about: {about}"),
-    )
 
 
 def final_text(checked: Sequence[SentenceSupport], valid: set[int], *, strict: bool) -> str:

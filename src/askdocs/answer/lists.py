@@ -34,6 +34,7 @@ from dataclasses import replace
 from askdocs.answer.checks import append_marker
 from askdocs.answer.packing import Packed
 from askdocs.citations import strip_citations
+from askdocs.text import ASKING_WORDS, Analyzer
 from askdocs.types import Answer
 
 # Where a clause ends: a full stop, semicolon or colon followed by a space or the end, or a
@@ -43,6 +44,7 @@ _SEPARATOR = re.compile(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 # A sentence that states alternatives under a condition: "... if ..., or ... otherwise",
 # "... unless ...", "depending on ...".
 _WORDS = re.compile(r"[a-z]+")
+_ASKING_TERMS = frozenset(Analyzer().tokens(ASKING_WORDS))
 MAX_CONDITIONAL_WORDS = 40
 MAX_ITEM_WORDS = 5
 MAX_ITEMS = 8
@@ -118,10 +120,32 @@ def conditional(phrase: str, sentence: str) -> str | None:
     return said if alternatives or {"otherwise", "unless", "depending"} & set(words) else None
 
 
-def extended(answer: Answer, packed: Packed, *, lists: bool = True) -> Answer:
+def introduces(question: str, sentence: str, phrase: str) -> bool:
+    """Whether the sentence, before the phrase, says what the question asks about: all its
+    terms but one ("Factors that limit the rate of photosynthesis include ..." for "What
+    limits the rate of photosynthesis?"). "X was born in Melbourne, Australia with his wife
+    and children" does not introduce a list for "What is the place of birth of X?".
+
+    >>> introduces("What limits the rate of photosynthesis?",
+    ...            "Factors that limit the rate of photosynthesis include light, heat and CO2.",
+    ...            "light")
+    True
+    >>> introduces("What is the place of birth of the director of Growing Up Smith?",
+    ...            "Roger Nygard was born in Melbourne, Australia with his wife and children.",
+    ...            "Melbourne")
+    False
+    """
+    analyzer = Analyzer()
+    asked = set(analyzer.tokens(question)) - _ASKING_TERMS
+    before = sentence[: max(0, sentence.lower().find(phrase.strip().lower()))]
+    missing = asked - set(analyzer.tokens(before))
+    return bool(asked) and len(missing) <= (1 if len(asked) > 1 else 0)
+
+
+def extended(answer: Answer, packed: Packed, question: str, *, lists: bool = True) -> Answer:
     """A one-phrase answer as the whole list it opens in its supporting sentence (when
-    `lists`), or as that sentence when it states alternatives under a condition; else
-    `answer` as it is."""
+    `lists` and the sentence introduces the list with the question's words), or as that
+    sentence when it states alternatives under a condition; else `answer` as it is."""
     if not answer.answered or len(answer.sentences) != 1:
         return answer
     only = answer.sentences[0]
@@ -135,7 +159,8 @@ def extended(answer: Answer, packed: Packed, *, lists: bool = True) -> Answer:
     phrase = strip_citations(only.text)
     whole = None
     if sentence:
-        whole = (whole_list(phrase, sentence) if lists else None) or conditional(phrase, sentence)
+        listed = lists and introduces(question, sentence, phrase)
+        whole = (whole_list(phrase, sentence) if listed else None) or conditional(phrase, sentence)
     if whole is None:
         return answer
     text = append_marker(whole, only.cites)

@@ -531,12 +531,9 @@ def _generative(
         assert json_schema is not None
         answer = structured(question, draft, json_schema, packed, cache, strength)
     else:
-        answer = checked(
-            question, draft, packed, passages, cache, strength, strict=o.strict,
-            used=used if style == "short" else None,
-        )  # fmt: skip
+        answer = checked(question, draft, packed, passages, cache, strength, strict=o.strict)
         if style == "short":
-            answer = extended(answer, packed, lists=asks_for_any(question))
+            answer = extended(answer, packed, question, lists=asks_for_any(question))
         if not answer.answered:
             quote = _quote_instead(question, passages, strength, style, used)
             if quote is not None:
