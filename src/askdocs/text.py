@@ -66,8 +66,8 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
 BM25_K1, BM25_B = 1.2, 0.75
 _WORD = re.compile(r"\w+")
 # Words that shape a question rather than say what it is about ("How long does ...", "What
-# is the difference between ...").
-ASKING_WORDS = """how what when where why who whom whose which do does did can could should
+# is the difference between ..."); `ASKING_TERMS` holds their tokens.
+_ASKING_WORDS = """how what when where why who whom whose which do does did can could should
     would will shall may might must i me my you your we our much many long often tell
     between from his her its their they he she it this that these those s difference
     differences compare have has had"""
@@ -147,6 +147,9 @@ class Analyzer:
 
 _UNACCENTED = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D",
                              "ß": "ss", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe"})  # fmt: skip
+
+
+ASKING_TERMS = frozenset(Analyzer().tokens(_ASKING_WORDS))
 
 
 def unaccented(text: str) -> str:

@@ -201,11 +201,11 @@ def contradicted(
         for denial in _DENIAL.finditer(source.text if source else ""):
             denied = _denied(denial.group(1).split(), asked, analyzer)
             if denied:
-                said = " ".join(f"{denial.group().split()[0]} {denied}".split())
+                quoted = f"{denial.group().split()[0]} {' '.join(denied.split())}"
                 return replace(
                     sentence,
                     supported=False,
-                    problems=(*sentence.problems, f'the cited passage says "{said}"'),
+                    problems=(*sentence.problems, f'the cited passage says "{quoted}"'),
                 )
     return sentence
 

@@ -34,17 +34,14 @@ from dataclasses import replace
 from askdocs.answer.checks import append_marker
 from askdocs.answer.packing import Packed
 from askdocs.citations import strip_citations
-from askdocs.text import ASKING_WORDS, Analyzer
+from askdocs.text import ASKING_TERMS, Analyzer
 from askdocs.types import Answer
 
 # Where a clause ends: a full stop, semicolon or colon followed by a space or the end, or a
 # line break between paragraphs.
 _CLAUSE_END = re.compile(r"[.;:!?](?=\s|$)|\n\s*\n")
 _SEPARATOR = re.compile(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
-# A sentence that states alternatives under a condition: "... if ..., or ... otherwise",
-# "... unless ...", "depending on ...".
 _WORDS = re.compile(r"[a-z]+")
-_ASKING_TERMS = frozenset(Analyzer().tokens(ASKING_WORDS))
 MAX_CONDITIONAL_WORDS = 40
 MAX_ITEM_WORDS = 5
 MAX_ITEMS = 8
@@ -115,6 +112,8 @@ def conditional(phrase: str, sentence: str) -> str | None:
     said = " ".join(sentence.split())
     if phrase.strip().lower() not in said.lower() or len(said.split()) > MAX_CONDITIONAL_WORDS:
         return None
+    # Alternatives under a condition: "... if ..., or ... otherwise", "... unless ...",
+    # "depending on ...".
     words = _WORDS.findall(said.lower())
     alternatives = "if" in words and "or" in words[words.index("if") :]
     return said if alternatives or {"otherwise", "unless", "depending"} & set(words) else None
@@ -136,7 +135,7 @@ def introduces(question: str, sentence: str, phrase: str) -> bool:
     False
     """
     analyzer = Analyzer()
-    asked = set(analyzer.tokens(question)) - _ASKING_TERMS
+    asked = set(analyzer.tokens(question)) - ASKING_TERMS
     before = sentence[: max(0, sentence.lower().find(phrase.strip().lower()))]
     missing = asked - set(analyzer.tokens(before))
     return bool(asked) and len(missing) <= (1 if len(asked) > 1 else 0)

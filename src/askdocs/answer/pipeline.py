@@ -64,7 +64,7 @@ from askdocs.extractive import (
 )
 from askdocs.generation import Decoding, Generator
 from askdocs.retrieval import Filters
-from askdocs.text import ASKING_WORDS, Analyzer
+from askdocs.text import ASKING_TERMS, Analyzer
 from askdocs.types import Answer, Citation, Hit, SentenceSupport
 
 if TYPE_CHECKING:
@@ -413,12 +413,14 @@ def _quote_instead(
     weaker evidence when the documents use every word the quote misses
     (`quotes_the_question`): the 1.5B model refuses long answers that a passage states in
     one sentence ("never on a stove")."""
-    if strength < QUOTE_EVIDENCE and (style != "full" or used is None):
+    strong = strength >= QUOTE_EVIDENCE
+    lenient = used if style == "full" else None
+    if not strong and lenient is None:
         return None
     quote = quoted(question, passages, strength)
-    if strength >= QUOTE_EVIDENCE and quotes_the_question(question, quote) is not None:
+    if strong and quotes_the_question(question, quote) is not None:
         return quote
-    return quotes_the_question(question, quote, used) if style == "full" and used else None
+    return quotes_the_question(question, quote, lenient) if lenient else None
 
 
 def quotes_the_question(
@@ -432,14 +434,14 @@ def quotes_the_question(
     With `used` (whether the documents use a word anywhere), the rule for weaker evidence:
     every term the quote misses must be a word the documents use elsewhere (the question is
     about what they discuss, in other words), and then a quote that misses one term of three
-    also stands. "Can I heat the carafe on the stove?" is
-    answered with "Use the carafe only on the warming plate of this machine, never on a
-    stove"; "How long is the warranty on the coffee maker?" is not, as no document says
-    "warranty".
+    also stands. "Can I heat the carafe on the stove?" is answered with "Use the carafe only
+    on the warming plate of this machine, never on a stove"; "How long is the warranty on the
+    coffee maker?" is not, as no document says "warranty".
     """
     analyzer = Analyzer()
-    asking = set(analyzer.tokens(ASKING_WORDS))
-    words = {t: w for w in _WORD.findall(question) for t in analyzer.tokens(w) if t not in asking}
+    words = {
+        t: w for w in _WORD.findall(question) for t in analyzer.tokens(w) if t not in ASKING_TERMS
+    }
     if not words:
         return None
     held = set(analyzer.tokens(" ".join(c.title for c in quote.citations) + " " + quote.text))
