@@ -146,6 +146,11 @@ def test_a_short_answer_that_holds_under_a_condition_is_given_with_it(kb: Knowle
         "soft [1]."
     )
     assert answer.sentences[0].supported
+    # A citation the checker re-points stays re-pointed in the whole sentence.
+    repointed = ask(kb, FakeGenerator(["every three months [2]"]),
+                    "How often should I descale the kettle?", style="short")  # fmt: skip
+    assert repointed.sentences[0].added == (1,)
+    assert repointed.text == answer.text
     plain = ask(kb, FakeGenerator(["1.7 litres [1]"]), "How much water does the kettle hold?",
                 style="short")  # fmt: skip
     assert plain.text == "1.7 litres [1]"

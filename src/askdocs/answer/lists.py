@@ -162,7 +162,8 @@ def extended(answer: Answer, packed: Packed, question: str, *, lists: bool = Tru
         whole = (whole_list(phrase, sentence) if listed else None) or conditional(phrase, sentence)
     if whole is None:
         return answer
-    text = append_marker(whole, only.cites)
+    # The citations the answer shows: those the checker re-pointed to, else the model's.
+    text = append_marker(whole, only.added or only.cites)
     changed = replace(only, text=text, end=only.start + len(text))
     whole_text = answer.text[: only.start] + text + answer.text[only.end :]
     return replace(answer, text=whole_text, sentences=(changed,))
