@@ -32,14 +32,16 @@ from askdocs.answer.checks import QUOTE_EVIDENCE
 from askdocs.answer.packing import full_grammar
 from askdocs.cli import main
 from askdocs.conversation import REWRITE_PROMPT, Conversation, needs_context
+from askdocs.embeddings import MiniLMEmbedder
 from askdocs.errors import AskdocsError, ConfigError, ContextTooLong
 from askdocs.evaluate_answers import evaluate_answers, normalize_answer, token_f1
-from askdocs.extractive import score_passages
+from askdocs.extractive import EmbeddingCache, coverage, score_passages
 from askdocs.generation import Decoding
 from askdocs.kb import KnowledgeBase
 from askdocs.readers import read
 from askdocs.testing import FakeGenerator
 from askdocs.text import Analyzer
+from askdocs.types import Hit
 from tests.conftest import MakeKb
 
 ESPRESSO_Q = "How do I descale an espresso machine?"
@@ -388,3 +390,51 @@ def test_a_sentence_two_overlapping_chunks_share_is_quoted_once(kb: KnowledgeBas
     answer = quoted(ESPRESSO_Q, passages, 0.9)
     texts = [s.text.rsplit(" [", 1)[0] for s in answer.sentences]
     assert texts and len(texts) == len(set(texts))
+
+
+def test_a_short_list_item_is_shown_whole_and_scored_as_its_best_sentence(
+    embedder: MiniLMEmbedder,
+) -> None:
+    item = (
+        "2. Add the garlic, cumin and paprika and stir. Spices burn quickly, so keep them moving."
+    )
+    text = f"METHOD\n1. Heat the oil.\n{item}\n3. Add the lentils."
+    analyzer = Analyzer()
+    cache = EmbeddingCache(embedder)
+    question = "Which spices go into the lentil soup?"
+    (passage,) = score_passages(question, [_hit(text)], cache, analyzer)
+    assert [s.text for s in passage.sentences] == ["1. Heat the oil.", item, "3. Add the lentils."]
+    # The item scores as its best sentence alone would.
+    apart = item.replace(" Spices", "\n\nSpices")
+    (single,) = score_passages(question, [_hit(f"METHOD\n{apart}")], cache, analyzer)
+    assert len(single.sentences) == 2
+    best = max(s.score for s in single.sentences)
+    assert passage.sentences[1].score == pytest.approx(best, abs=1e-5)
+    assert passage.vectors.shape == (3, embedder.dim)
+    # A long item keeps its sentences apart.
+    long_item = "- " + "Stir the pot well. " * 20
+    (long,) = score_passages(question, [_hit(long_item)], cache, analyzer)
+    assert len(long.sentences) == 20
+
+
+def test_coverage_matches_degrees_of_an_adjective() -> None:
+    analyzer = Analyzer()
+    terms = set(analyzer.tokens("Why does starting to save early matter?"))
+    sentence = "Starting ten years earlier matters more than any other choice."
+    assert coverage(terms, sentence, analyzer) == pytest.approx(3 / len(terms))
+    assert coverage({"larg"}, "the largest city", analyzer) == 1.0
+    assert coverage({"water"}, "the wat temple", analyzer) == 1.0  # a known, harmless overlap
+
+
+def _hit(text: str) -> Hit:
+    return Hit(1, text, "/home/soup.txt", "Lentil soup", "txt", 0, len(text), None, None, 1.0)
+
+
+def test_the_examples_in_the_answer_sides_docs_hold() -> None:
+    import doctest
+
+    from askdocs import citations, extractive, text
+    from askdocs.answer import checks, lists
+
+    for module in (citations, extractive, text, checks, lists):
+        assert doctest.testmod(module).failed == 0, module.__name__

@@ -272,3 +272,52 @@ def test_a_refused_full_answer_is_quoted_when_the_documents_use_every_missing_wo
 
 def ask_full(kb: KnowledgeBase, generator: FakeGenerator, question: str):  # type: ignore[no-untyped-def]
     return list(stream_answer(kb, generator, question, style="full"))[-1].answer
+
+
+HTTPS = (
+    "How HTTPS works\n\nHTTPS encrypts the connection between a browser and a site.\n\n"
+    "HTTPS also says nothing about whether a site is honest: a padlock only means the "
+    "connection to that domain is private and authenticated. Sites can send an HSTS header.\n"
+)
+
+
+def test_a_sentence_cut_short_of_what_is_asked_is_given_whole(make_kb: MakeKb) -> None:
+    kb = make_kb()
+    kb.ingest_documents([Document("/home/https.html", HTTPS, "How HTTPS works", "html")])
+    cut = FakeGenerator(
+        ["The padlock only means the connection to that domain is private and authenticated [1]."]
+    )
+    answer = ask_full(kb, cut, "Does the padlock mean a website is honest?")
+    assert answer.answered
+    assert answer.text == (
+        "HTTPS also says nothing about whether a site is honest: a padlock only means the "
+        "connection to that domain is private and authenticated [1]."
+    )
+    only = answer.sentences[0]
+    assert answer.text[only.start : only.end] == only.text
+    # Asked what it means, the cut sentence answers: nothing is added.
+    means = ask_full(kb, cut, "What does the padlock mean?")
+    assert means.text == means.draft
+
+
+def test_a_list_items_number_does_not_support_a_number_in_the_answer(make_kb: MakeKb) -> None:
+    kb = make_kb()
+    kb.ingest_documents([Document("/home/coffee.txt", STEPS, "Coffee maker manual", "txt")])
+    invented = FakeGenerator(["4 cups [1]"])
+    answer = ask_short(kb, invented, "How many cups does the carafe hold?")
+    assert not answer.sentences or not answer.sentences[0].supported
+    assert "4 cups" not in answer.text
+    # Said in the text, the same number is supported.
+    said = ask_short(kb, FakeGenerator(["3 minutes [1]"]), "How long does the carafe rest?")
+    assert said.answered and said.text == "3 minutes [1]"
+
+
+STEPS = (
+    "Coffee maker manual\n\nMAKING COFFEE\n1. Fill the reservoir with cold water.\n"
+    "2. Add ground coffee to the filter basket.\n3. Put the carafe on the warming plate.\n"
+    "4. Close the lid and switch the machine on. Let the carafe rest 3 minutes after brewing.\n"
+)
+
+
+def ask_short(kb: KnowledgeBase, generator: FakeGenerator, question: str):  # type: ignore[no-untyped-def]
+    return list(stream_answer(kb, generator, question, style="short"))[-1].answer

@@ -59,6 +59,9 @@ _MARKER = re.compile(
     r"\[\s*(?:passages?\s*)?(\d+(?:\s*(?:[,;]|-|\u2013)\s*\d+)*)\s*\]", re.IGNORECASE
 )
 _LEADING_MARKERS = re.compile(r"(?:\s*\[\s*(?:passages?\s*)?\d[^\]]*\])+[.!?]?\s*", re.IGNORECASE)
+# The number of a list item, at the start of a line or of a sentence the packer joined to
+# the one before: "Adjust to taste. 4. Close the lid."
+_ITEM_NUMBER = re.compile(r"(?:^|(?<=\n)|(?<=[.!?\u2026] ))[^\S\n]*+\d{1,3}[.)](?=[^\S\n])")
 _MAX_RANGE = 20  # "[1-99]" is not a real citation of 99 passages
 _NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve thirteen"
 _NUMBERS += " fourteen fifteen sixteen seventeen eighteen nineteen twenty"
@@ -208,12 +211,19 @@ def lexical_support(
 
     >>> lexical_support("The river rises in Lake Toma", "Lake Toma is where the Rhine rises.")
     0.75
+
+    The number of a list item counts for nothing: "4. Close the lid." says no "4 cups".
+
+    >>> lexical_support("4 cups", "3. Add the coffee. 4. Close the lid.")
+    0.0
+    >>> lexical_support("4 cups", "3. The carafe holds 4 cups.")
+    1.0
     """
     analyzer = analyzer or Analyzer()
     terms = _comparable(analyzer.tokens(claim), analyzer)
     if not terms:
         return 0.0
-    present = _comparable(analyzer.tokens(passage), analyzer)
+    present = _comparable(analyzer.tokens(_ITEM_NUMBER.sub("", passage)), analyzer)
     asked = _comparable(analyzer.tokens(question), analyzer)
     weights = {t: QUESTION_TERM_WEIGHT if t in asked else 1.0 for t in terms}
     return sum(w for t, w in weights.items() if t in present) / sum(weights.values())

@@ -16,6 +16,7 @@ over all retrieved sentences is the retrieval evidence that decides "not in the 
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 from collections import OrderedDict
@@ -35,6 +36,8 @@ EXTRACT_SENTENCES = 2  # at most, in an extractive answer
 EXTRACT_MARGIN = 0.1  # the second sentence must score within this of the first
 _CACHE_SIZE = 8192
 _BLOCK = re.compile(r"\S(?:.|\n(?![^\S\n]*\n))*")  # text between blank lines
+_ITEM_START = re.compile(r"^[^\S\n]*+(?:[-*+\u2022]|\d{1,3}[.)])[^\S\n]", re.MULTILINE)
+ITEM_WORDS = 60  # a list item up to this long is one unit, however many sentences it has
 _HEADING_WORDS = 12
 _CLOSING = set(".!?\u2026:;\"')]\u201d\u2019\u00bb")
 
@@ -107,10 +110,20 @@ def coverage(question_terms: set[str], text: str, analyzer: Analyzer) -> float:
 
     >>> coverage({"rhine", "sourc"}, "The Rhine rises in the Alps.", Analyzer())
     0.5
+
+    A comparative or superlative counts for its plain adjective, and the other way round:
+
+    >>> coverage({"start", "earli"}, "Starting earlier helps.", Analyzer())
+    1.0
     """
     if not question_terms:
         return 0.0
-    return len(question_terms & set(analyzer.tokens(text))) / len(question_terms)
+    found = set(analyzer.tokens(text))
+    if question_terms <= found:
+        return 1.0
+    degrees = set().union(*(analyzer.degrees(t) for t in found))
+    held = sum(t in found or not degrees.isdisjoint(analyzer.degrees(t)) for t in question_terms)
+    return held / len(question_terms)
 
 
 def sentence_units(text: str) -> list[tuple[int, int]]:
@@ -126,11 +139,37 @@ def sentence_units(text: str) -> list[tuple[int, int]]:
     """
     units = []
     for block in _BLOCK.finditer(text):
-        for a, b in sentence_spans(block.group()):
-            piece = block.group()[a:b]
-            if not _is_heading(piece):
+        for a, b in _whole_items(block.group(), sentence_spans(block.group())):
+            if not _is_heading(block.group()[a:b]):
                 units.append((block.start() + a, block.start() + b))
     return units or [(0, len(text.rstrip()))]
+
+
+def _whole_items(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    r"""`spans` with the sentences of one short list item joined into one span.
+
+    A list item is one step or one point, and its sentences lean on each other: "2. Add the
+    garlic, cumin and paprika. Spices burn quickly, so keep them moving." Shown alone, the
+    second sentence answers "Which spices?" with nothing; the item answers it.
+
+    >>> text = "Method:\n1. Add the cumin. Spices burn quickly.\n2. Add the stock."
+    >>> [text[a:b] for a, b in _whole_items(text, sentence_spans(text))]
+    ['Method:', '1. Add the cumin. Spices burn quickly.', '2. Add the stock.']
+    """
+    starts = [m.start() for m in _ITEM_START.finditer(text)]
+    if not starts:
+        return spans
+    ends = [*starts[1:], len(text)]
+    joined: list[tuple[int, int]] = []
+    short = [len(text[a:b].split()) <= ITEM_WORDS for a, b in zip(starts, ends, strict=True)]
+    for a, b in spans:
+        item = bisect.bisect_right(starts, a) - 1
+        inside = item >= 0 and short[item] and b <= ends[item]
+        if inside and joined and joined[-1][0] >= starts[item]:
+            joined[-1] = (joined[-1][0], b)
+        else:
+            joined.append((a, b))
+    return joined
 
 
 def _is_heading(sentence: str) -> bool:
@@ -141,6 +180,8 @@ def in_context(hit: Hit, sentence: str) -> str:
     """The sentence under its section heading (or document title) for scoring: a sentence
     often leaves its topic to the heading ("Limescale builds up..." under "Descaling an
     espresso machine"), and chunks are embedded with their title for the same reason."""
+    # Also tried: the heading above the sentence inside the chunk, where a chunk spans two
+    # sections. A bare heading ("METHOD") then replaced the title that carried the topic.
     context = (hit.heading or hit.title).strip()
     if not context or sentence.startswith(context):
         return sentence
@@ -150,29 +191,44 @@ def in_context(hit: Hit, sentence: str) -> str:
 def score_passages(
     question: str, hits: Sequence[Hit], cache: EmbeddingCache, analyzer: Analyzer
 ) -> list[Passage]:
-    """Every hit split into sentences, each scored against the question; one embedding call."""
+    """Every hit split into sentences, each scored against the question; one embedding call.
+
+    A unit of several sentences (a list item) scores as its best sentence, so joining them
+    changes what the model sees, not which units are chosen; its vector, which citation
+    checks compare answers with, is the whole unit's."""
     spans = [sentence_units(hit.text) for hit in hits]
-    texts = [
-        in_context(hit, hit.text[a:b]) for hit, pairs in zip(hits, spans, strict=True)
-        for a, b in pairs
-    ]  # fmt: skip
+    texts = []
+    for hit, pairs in zip(hits, spans, strict=True):
+        for a, b in pairs:
+            unit = hit.text[a:b]
+            parts = sentence_spans(unit)
+            texts.append(in_context(hit, unit))
+            if len(parts) > 1:
+                texts.extend(in_context(hit, unit[c:d]) for c, d in parts)
     vectors = cache.embed([question, *texts])
-    question_vector, sentence_vectors = vectors[0], vectors[1:]
+    question_vector = vectors[0]
     terms = set(analyzer.tokens(question))
-    passages, row = [], 0
+    passages, row = [], 1
     for hit, hit_spans in zip(hits, spans, strict=True):
-        rows = sentence_vectors[row : row + len(hit_spans)]
-        row += len(hit_spans)
-        sentences = []
-        for (a, b), vector in zip(hit_spans, rows, strict=True):
-            text = hit.text[a:b]
-            cos = float(vector @ question_vector)
-            cov = coverage(terms, in_context(hit, text), analyzer)
-            score = SIMILARITY_WEIGHT * cos + (1 - SIMILARITY_WEIGHT) * cov
+        sentences, rows = [], []
+        for a, b in hit_spans:
+            unit = hit.text[a:b]
+            parts = sentence_spans(unit)
+            rows.append(vectors[row])
+            scored = [(a, b)] if len(parts) == 1 else [(a + c, a + d) for c, d in parts]
+            row += 1 if len(parts) == 1 else 1 + len(parts)
+            first = row - len(scored)
+            best = (-1.0, 0.0, 0.0)
+            for (c, d), vector in zip(scored, vectors[first:row], strict=True):
+                cos = float(vector @ question_vector)
+                cov = coverage(terms, in_context(hit, hit.text[c:d]), analyzer)
+                score = SIMILARITY_WEIGHT * cos + (1 - SIMILARITY_WEIGHT) * cov
+                best = max(best, (score, cos, cov))
+            score, cos, cov = best
             sentences.append(
-                Sentence(text, hit.start + a, hit.start + b, round(score, 6), cos, cov)
+                Sentence(unit, hit.start + a, hit.start + b, round(score, 6), cos, cov)
             )
-        passages.append(Passage(hit, tuple(sentences), rows))
+        passages.append(Passage(hit, tuple(sentences), np.array(rows, dtype=np.float32)))
     return passages
 
 

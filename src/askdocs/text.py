@@ -84,6 +84,23 @@ def _stemmer(language: str):  # -> Stemmer.Stemmer; PyStemmer ships no type hint
     return Stemmer.Stemmer(language, 0)
 
 
+@functools.lru_cache(maxsize=65536)
+def _degrees(term: str, language: str) -> frozenset[str]:
+    for suffix in ("iest", "ier", "est", "er"):
+        base = term.removesuffix(suffix)
+        if base != term and len(base) >= 3 and base.isalpha():
+            break
+    else:
+        return frozenset((term,))
+    if suffix.startswith("i"):  # earlier, easiest
+        plain = [base + "y"]
+    else:  # longer, larger, bigger
+        plain = [base, base + "e"]
+        if base[-1] == base[-2] and base[-1] not in "aeiouls":
+            plain.append(base[:-1])
+    return frozenset((term, *_stemmer(language).stemWords(plain)))
+
+
 def words(text: str) -> list[str]:
     """Lowercase word-character runs of `text`, the units `Analyzer` turns into terms."""
     return _WORD.findall(text.lower())
@@ -137,6 +154,19 @@ class Analyzer:
         if not self.stopwords:
             return stems
         return [None if w in ENGLISH_STOPWORDS else s for w, s in zip(words, stems, strict=True)]
+
+    def degrees(self, term: str) -> frozenset[str]:
+        """`term` and, for an English comparative or superlative, the term of its plain
+        adjective: Snowball leaves "earlier" and "earliest" apart from "early" ("earli").
+
+        >>> sorted(Analyzer().degrees("earliest"))
+        ['earli', 'earliest']
+        >>> sorted(Analyzer().degrees("bigger"))
+        ['big', 'bigg', 'bigger']
+        """
+        if not (self.stem and self.language in _STOPWORD_LANGUAGES):
+            return frozenset((term,))
+        return _degrees(term, self.language)
 
     def id(self) -> str:
         """A short description of the settings, e.g. "w1:english:stem:stop"."""

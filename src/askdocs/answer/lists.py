@@ -33,9 +33,9 @@ from dataclasses import replace
 
 from askdocs.answer.checks import append_marker
 from askdocs.answer.packing import Packed
-from askdocs.citations import strip_citations
+from askdocs.citations import parse_citations, strip_citations
 from askdocs.text import ASKING_TERMS, Analyzer
-from askdocs.types import Answer
+from askdocs.types import Answer, SentenceSupport
 
 # Where a clause ends: a full stop, semicolon or colon followed by a space or the end, or a
 # line break between paragraphs.
@@ -167,3 +167,71 @@ def extended(answer: Answer, packed: Packed, question: str, *, lists: bool = Tru
     changed = replace(only, text=text, end=only.start + len(text))
     whole_text = answer.text[: only.start] + text + answer.text[only.end :]
     return replace(answer, text=whole_text, sentences=(changed,))
+
+
+_ARTICLES = frozenset(("a", "an", "the"))
+MAX_COMPLETED_WORDS = 60
+
+
+def cut_from(part: str, sentence: str) -> bool:
+    """Whether `part` is a run of `sentence`'s words, an opening article aside ("The padlock
+    only means ..." from "... honest: a padlock only means ...").
+
+    >>> cut_from("The padlock only means it is private.",
+    ...          "It says nothing about honesty: a padlock only means it is private.")
+    True
+    >>> cut_from("The padlock means it is honest.", "A padlock only means it is private.")
+    False
+    """
+    said = _WORDS.findall(part.lower())
+    whole = _WORDS.findall(sentence.lower())
+    if said and said[0] in _ARTICLES:
+        said = said[1:]
+    if len(said) < 4 or len(said) >= len(whole):
+        return False
+    return any(whole[i : i + len(said)] == said for i in range(len(whole) - len(said) + 1))
+
+
+def completed(answer: Answer, packed: Packed, question: str) -> Answer:
+    """`answer` with each sentence the model cut from a passage sentence, leaving out words
+    the question asks about, given as the whole passage sentence. "Does the padlock mean a
+    website is honest?" -> "The padlock only means the connection ... is private and
+    authenticated." was cut from "HTTPS also says nothing about whether a site is honest: a
+    padlock only means ...", and left out the part that answers."""
+    if not answer.answered:
+        return answer
+    analyzer = Analyzer()
+    asked = set(analyzer.tokens(question)) - ASKING_TERMS
+    missing = asked - set(analyzer.tokens(strip_citations(answer.text)))
+    if not missing:
+        return answer
+    text, sentences = answer.text, list(answer.sentences)
+    for n, s in enumerate(sentences):
+        whole = _cut_sentence(s, packed) if s.supported else None
+        at = text.find(s.text)
+        if whole is None or at < 0 or not missing & set(analyzer.tokens(whole)):
+            continue
+        cited = parse_citations(s.text)
+        said = append_marker(whole, cited) if cited else whole
+        text = text[:at] + said + text[at + len(s.text) :]
+        shift = len(said) - len(s.text)
+        sentences[n] = replace(s, text=said, start=at, end=at + len(said))
+        sentences[n + 1 :] = [
+            replace(t, start=t.start + shift, end=t.end + shift) if t.start >= at else t
+            for t in sentences[n + 1 :]
+        ]
+        missing -= set(analyzer.tokens(whole))
+    return replace(answer, text=text, sentences=tuple(sentences))
+
+
+def _cut_sentence(s: SentenceSupport, packed: Packed) -> str | None:
+    """The passage sentence `s` was cut from, on one line, or None."""
+    if s.evidence is None or not 1 <= s.evidence[0] <= len(packed.shown):
+        return None
+    number, start, _ = s.evidence
+    passage = packed.shown[number - 1].passage
+    sentence = next((p.text for p in passage.sentences if p.start == start), None)
+    if sentence is None or len(sentence.split()) > MAX_COMPLETED_WORDS:
+        return None
+    said = strip_citations(s.text).strip()
+    return " ".join(sentence.split()) if cut_from(said, sentence) else None

@@ -37,7 +37,7 @@ from askdocs.answer.compare import NAME_HITS, asked, compare
 from askdocs.answer.compare import answer as compared_answer
 from askdocs.answer.events import Clock, Event, Final, Retrieved, Token
 from askdocs.answer.hops import BRIDGE_BUDGET, Hop, follow, named_bridge, needs_bridge
-from askdocs.answer.lists import asks_for_any, extended
+from askdocs.answer.lists import asks_for_any, completed, extended
 from askdocs.answer.names import about
 from askdocs.answer.options import AskOptions, options_of
 from askdocs.answer.packing import (
@@ -536,6 +536,8 @@ def _generative(
         answer = checked(question, draft, packed, passages, cache, strength, strict=o.strict)
         if style == "short":
             answer = extended(answer, packed, question, lists=asks_for_any(question))
+        else:
+            answer = completed(answer, packed, question)
         if not answer.answered:
             quote = _quote_instead(question, passages, strength, style, used)
             if quote is not None:
