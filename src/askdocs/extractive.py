@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from askdocs.embeddings import Embedder
-from askdocs.text import Analyzer, sentence_spans
+from askdocs.text import LIST_MARKER, Analyzer, sentence_spans
 from askdocs.types import Hit
 
 SIMILARITY_WEIGHT = 0.7
@@ -36,7 +36,7 @@ EXTRACT_SENTENCES = 2  # at most, in an extractive answer
 EXTRACT_MARGIN = 0.1  # the second sentence must score within this of the first
 _CACHE_SIZE = 8192
 _BLOCK = re.compile(r"\S(?:.|\n(?![^\S\n]*\n))*")  # text between blank lines
-_ITEM_START = re.compile(r"^[^\S\n]*+(?:[-*+\u2022]|\d{1,3}[.)])[^\S\n]", re.MULTILINE)
+_ITEM_START = re.compile(rf"^[^\S\n]*+{LIST_MARKER}[^\S\n]", re.MULTILINE)
 ITEM_WORDS = 60  # a list item up to this long is one unit, however many sentences it has
 _HEADING_WORDS = 12
 _CLOSING = set(".!?\u2026:;\"')]\u201d\u2019\u00bb")
@@ -196,39 +196,39 @@ def score_passages(
     A unit of several sentences (a list item) scores as its best sentence, so joining them
     changes what the model sees, not which units are chosen; its vector, which citation
     checks compare answers with, is the whole unit's."""
-    spans = [sentence_units(hit.text) for hit in hits]
-    texts = []
-    for hit, pairs in zip(hits, spans, strict=True):
-        for a, b in pairs:
-            unit = hit.text[a:b]
-            parts = sentence_spans(unit)
-            texts.append(in_context(hit, unit))
+    # texts[0] is the question; per unit, the row of its own text and the rows it is scored
+    # by (the same row for one sentence, then each of its sentences' for several).
+    texts = [question]
+    units: list[list[tuple[int, int, int, range]]] = []
+    for hit in hits:
+        mine = []
+        for a, b in sentence_units(hit.text):
+            parts = sentence_spans(hit.text[a:b])
+            own = len(texts)
+            texts.append(in_context(hit, hit.text[a:b]))
             if len(parts) > 1:
-                texts.extend(in_context(hit, unit[c:d]) for c, d in parts)
-    vectors = cache.embed([question, *texts])
+                texts.extend(in_context(hit, hit.text[a + c : a + d]) for c, d in parts)
+            mine.append((a, b, own, range(own + (len(parts) > 1), len(texts))))
+        units.append(mine)
+    vectors = cache.embed(texts)
     question_vector = vectors[0]
     terms = set(analyzer.tokens(question))
-    passages, row = [], 1
-    for hit, hit_spans in zip(hits, spans, strict=True):
-        sentences, rows = [], []
-        for a, b in hit_spans:
-            unit = hit.text[a:b]
-            parts = sentence_spans(unit)
-            rows.append(vectors[row])
-            scored = [(a, b)] if len(parts) == 1 else [(a + c, a + d) for c, d in parts]
-            row += 1 if len(parts) == 1 else 1 + len(parts)
-            first = row - len(scored)
-            best = (-1.0, 0.0, 0.0)
-            for (c, d), vector in zip(scored, vectors[first:row], strict=True):
-                cos = float(vector @ question_vector)
-                cov = coverage(terms, in_context(hit, hit.text[c:d]), analyzer)
-                score = SIMILARITY_WEIGHT * cos + (1 - SIMILARITY_WEIGHT) * cov
-                best = max(best, (score, cos, cov))
-            score, cos, cov = best
+
+    def scored(row: int) -> tuple[float, float, float]:
+        cos = float(vectors[row] @ question_vector)
+        cov = coverage(terms, texts[row], analyzer)
+        return SIMILARITY_WEIGHT * cos + (1 - SIMILARITY_WEIGHT) * cov, cos, cov
+
+    passages = []
+    for hit, mine in zip(hits, units, strict=True):
+        sentences = []
+        for a, b, _, scored_by in mine:
+            score, cos, cov = max(scored(row) for row in scored_by)
             sentences.append(
-                Sentence(unit, hit.start + a, hit.start + b, round(score, 6), cos, cov)
+                Sentence(hit.text[a:b], hit.start + a, hit.start + b, round(score, 6), cos, cov)
             )
-        passages.append(Passage(hit, tuple(sentences), np.array(rows, dtype=np.float32)))
+        rows = vectors[[own for _, _, own, _ in mine]]
+        passages.append(Passage(hit, tuple(sentences), rows))
     return passages
 
 

@@ -148,13 +148,7 @@ def extended(answer: Answer, packed: Packed, question: str, *, lists: bool = Tru
     if not answer.answered or len(answer.sentences) != 1:
         return answer
     only = answer.sentences[0]
-    if not only.supported or only.evidence is None:
-        return answer
-    number, start, _ = only.evidence
-    if not 1 <= number <= len(packed.shown):
-        return answer
-    source = packed.shown[number - 1].passage
-    sentence = next((s.text for s in source.sentences if s.start == start), None)
+    sentence = supporting_sentence(only, packed) if only.supported else None
     phrase = strip_citations(only.text)
     whole = None
     if sentence:
@@ -224,13 +218,18 @@ def completed(answer: Answer, packed: Packed, question: str) -> Answer:
     return replace(answer, text=text, sentences=tuple(sentences))
 
 
-def _cut_sentence(s: SentenceSupport, packed: Packed) -> str | None:
-    """The passage sentence `s` was cut from, on one line, or None."""
+def supporting_sentence(s: SentenceSupport, packed: Packed) -> str | None:
+    """The text of the passage sentence that best supports `s` (its `evidence`), or None."""
     if s.evidence is None or not 1 <= s.evidence[0] <= len(packed.shown):
         return None
     number, start, _ = s.evidence
     passage = packed.shown[number - 1].passage
-    sentence = next((p.text for p in passage.sentences if p.start == start), None)
+    return next((p.text for p in passage.sentences if p.start == start), None)
+
+
+def _cut_sentence(s: SentenceSupport, packed: Packed) -> str | None:
+    """The passage sentence `s` was cut from, on one line, or None."""
+    sentence = supporting_sentence(s, packed)
     if sentence is None or len(sentence.split()) > MAX_COMPLETED_WORDS:
         return None
     said = strip_citations(s.text).strip()
