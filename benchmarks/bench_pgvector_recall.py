@@ -18,16 +18,15 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import run
 from bench_postgres import database
+from bench_postgres_scale import hnsw_recall, shaped_vectors, start_server
 from cpu import cpu_name
 from pgvector.psycopg import register_vector
 
 from askdocs import config
 from askdocs.embeddings import load_embedder
-from askdocs.evaluate import eval_settings, latency_summary, load_beir
 
 EF_VALUES = (100, 200, 400, 800)
 _COPY = "COPY shaped (id, embedding) FROM STDIN WITH (FORMAT BINARY)"
@@ -69,23 +68,6 @@ def build(url: str, m: int, ef_construction: int) -> float:
         return time.perf_counter() - start
 
 
-def measure(url: str, queries: np.ndarray, truth: np.ndarray, ef: int) -> tuple[float, dict]:
-    found, seconds = [], []
-    with psycopg.connect(url) as conn:
-        register_vector(conn)
-        with conn.transaction():
-            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
-            for query in queries:
-                begin = time.perf_counter()
-                rows = conn.execute(
-                    "SELECT id FROM shaped ORDER BY embedding <=> %s LIMIT %s", (query, run.K)
-                ).fetchall()
-                seconds.append(time.perf_counter() - begin)
-                found.append([r[0] for r in rows])
-    hits = [len(np.intersect1d(f, t)) for f, t in zip(found, truth, strict=True)]
-    return float(np.mean(hits)) / run.K, latency_summary(seconds)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="vectors")
@@ -94,18 +76,11 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=run.DEFAULT_CACHE)
     parser.add_argument("--pgdata", type=Path, default=run.DEFAULT_CACHE / "pgdata")
     args = parser.parse_args()
-    import pgserver
-
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(args.cache / "runtime"))
-    scifact = load_beir(args.data / "scifact")
-    store = Path(eval_settings(args.data / "scifact").store)
-    shaped = run.minilm_shaped(store, len(scifact.corpus), args.cache)
-    if shaped is None:
-        raise SystemExit("needs the SciFact store to shape the vectors: askdocs eval retrieval")
+    scifact, shaped = shaped_vectors(args.data, args.cache)
     embedder = load_embedder(config.load().embedding)
     queries = embedder.embed(list(scifact.queries.values())[:200], truncate=True)
     truth = run.exact_top_k(shaped, args.n, queries)
-    server = pgserver.get_server(args.pgdata, cleanup_mode="stop")
+    server = start_server(args.pgdata, args.cache)
     url = database(server.get_uri(), f"shaped{args.n}")
     fill(url, shaped, args.n)
     rows = []
@@ -114,8 +89,9 @@ def main() -> None:
         seconds = build(url, m, ef_construction)
         run.say(f"m {m}, ef_construction {ef_construction}: built in {seconds:.0f} s")
         for ef in EF_VALUES:
-            recall, latency = measure(url, queries, truth, ef)
+            recall, latency = hnsw_recall(url, "shaped", queries, truth, ef)
             rows.append((m, ef_construction, seconds, ef, recall, latency))
+    server.cleanup()
     print(f"\nCPU: {cpu_name()}; {args.n:,} MiniLM-shaped vectors; {len(queries)} queries")
     print(f"| m | ef_construction | build s | ef_search | recall@{run.K} | p50 ms | p95 ms |")
     print("|---:|---:|---:|---:|---:|---:|---:|")

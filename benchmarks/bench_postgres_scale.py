@@ -26,6 +26,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -36,7 +37,7 @@ from pgvector.psycopg import register_vector
 
 from askdocs import config
 from askdocs.embeddings import load_embedder
-from askdocs.evaluate import eval_settings, latency_summary, load_beir
+from askdocs.evaluate import BeirDataset, eval_settings, latency_summary, load_beir
 from askdocs.kb import KnowledgeBase, embedder_spec
 from askdocs.retrieval import Filters
 from askdocs.store.postgres import HNSW_EF_CONSTRUCTION, HNSW_M, PostgresStore
@@ -101,24 +102,49 @@ def load(url: str, n: int, vectors: run.Vectors, cache: Path, embedder_id: str) 
 def recall(url: str, vectors: run.Vectors, n: int, queries: np.ndarray) -> list[tuple]:
     truth = run.exact_top_k(vectors, n, queries)
     rows = []
+    for ef in EF_VALUES:
+        value, summary = hnsw_recall(url, "askdocs_chunks", queries, truth, ef)
+        rows.append((ef, value, summary["p50_ms"], summary["p95_ms"]))
+    return rows
+
+
+def hnsw_recall(
+    url: str, table: str, queries: np.ndarray, truth: np.ndarray, ef: int
+) -> tuple[float, dict]:
+    """Recall@K of `table`'s HNSW index at `ef_search` against the exact `truth` ids, and
+    the single-query latency summary."""
+    found, seconds = [], []
     with psycopg.connect(url) as conn:
         register_vector(conn)
-        for ef in EF_VALUES:
-            found, seconds = [], []
-            with conn.transaction():
-                conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
-                for query in queries:
-                    begin = time.perf_counter()
-                    ids = conn.execute(
-                        "SELECT id FROM askdocs_chunks ORDER BY embedding <=> %s LIMIT %s",
-                        (query, run.K),
-                    ).fetchall()
-                    seconds.append(time.perf_counter() - begin)
-                    found.append([r[0] for r in ids])
-            hits = [len(np.intersect1d(f, t)) for f, t in zip(found, truth, strict=True)]
-            summary = latency_summary(seconds)
-            rows.append((ef, np.mean(hits) / run.K, summary["p50_ms"], summary["p95_ms"]))
-    return rows
+        with conn.transaction():
+            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+            for query in queries:
+                begin = time.perf_counter()
+                ids = conn.execute(
+                    f"SELECT id FROM {table} ORDER BY embedding <=> %s LIMIT %s", (query, run.K)
+                ).fetchall()
+                seconds.append(time.perf_counter() - begin)
+                found.append([r[0] for r in ids])
+    hits = [len(np.intersect1d(f, t)) for f, t in zip(found, truth, strict=True)]
+    return float(np.mean(hits)) / run.K, latency_summary(seconds)
+
+
+def shaped_vectors(data: Path, cache: Path) -> tuple[BeirDataset, run.Vectors]:
+    """SciFact, and vectors shaped like the chunk embeddings of its store (`run.py`)."""
+    scifact = load_beir(data / "scifact")
+    store = Path(eval_settings(data / "scifact").store)
+    shaped = run.minilm_shaped(store, len(scifact.corpus), cache)
+    if shaped is None:
+        raise SystemExit("needs the SciFact store to shape the vectors: askdocs eval retrieval")
+    return scifact, shaped
+
+
+def start_server(pgdata: Path, cache: Path) -> Any:  # pgserver ships no type hints
+    """PostgreSQL + pgvector from the pgserver wheel, data in `pgdata`."""
+    import pgserver
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(cache / "runtime"))
+    return pgserver.get_server(pgdata, cleanup_mode="stop")
 
 
 def timed(kbs: dict[str, KnowledgeBase], queries: list[str], filters: Filters | None) -> dict:
@@ -145,18 +171,11 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=run.DEFAULT_CACHE)
     parser.add_argument("--pgdata", type=Path, default=run.DEFAULT_CACHE / "pgdata")
     args = parser.parse_args()
-    import pgserver
-
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(args.cache / "runtime"))
-    scifact = load_beir(args.data / "scifact")
-    scifact_store = Path(eval_settings(args.data / "scifact").store)
-    shaped = run.minilm_shaped(scifact_store, len(scifact.corpus), args.cache)
-    if shaped is None:
-        raise SystemExit("needs the SciFact store to shape the vectors: askdocs eval retrieval")
+    scifact, shaped = shaped_vectors(args.data, args.cache)
     settings = config.load()
     embedder_id = embedder_spec(settings)[0]
     embedder = load_embedder(settings.embedding)
-    server = pgserver.get_server(args.pgdata, cleanup_mode="stop")
+    server = start_server(args.pgdata, args.cache)
     url = database(server.get_uri(), f"synthetic{args.n}")
     built = load(url, args.n, shaped, args.cache, embedder_id)
     directory, record = run.synthetic_store(args.n, args.cache, embedder_id, 300)
