@@ -11,17 +11,20 @@ Data (`--data`, default ../shared/data beside the repository):
 - AG News (`ag_news_test/test.csv`, 7,600 articles, text = title + ". " + description): shuffled
   with default_rng(13) into train 4,600 / validation 1,000 / test 2,000.
 Everything chosen (the zero-shot temperature and label wording, the regularisation C) is chosen
-on the validation part; the test part is only scored.
+on the validation part, or by 5-fold cross-validation on the training part (the classifier's
+layer features: all seven hidden states' means, against the last two, three or four, max
+pooling and token-only means); the test part is only scored.
 
 Rows: zero-shot with the label names, and with descriptions (the best of a few wordings on
-validation); logistic regression on the whole training part and on 8-64 examples per class
-(5 draws each, mean ± sd); the LLM (`generation.model`, the default Qwen2.5-Coder-1.5B, in its
-worker process, greedy, held to the labels by a grammar) on the first `--llm-texts` test texts,
-without examples and with `--shots` per class from the training part. ECE: expected
-calibration error of the scores (10 equal-width bins) on the test part. ms/1k: milliseconds
-per 1,000 texts, embedding included (measured once on 500 test texts) for the embedding
-methods. Embeddings are cached under ~/.cache/askdocs-bench/classify/, keyed by the embedder
-and a hash of the texts (embedding all 18,262 texts the first time takes about 2 minutes).
+validation); logistic regression on the whole training part and on 8-64 examples per class (5
+draws each, mean ± sd), each on layer vectors (the default) and on sentence vectors; the LLM
+(`generation.model`, the default Qwen2.5-Coder-1.5B, in its worker process, greedy, held to the
+labels by a grammar) on the first `--llm-texts` test texts, without examples and with `--shots`
+per class from the training part. ECE: expected calibration error of the scores (10 equal-width
+bins) on the test part. ms/1k: milliseconds per 1,000 texts, embedding included (measured once
+on 500 test texts) for the embedding methods. Embeddings are cached under
+~/.cache/askdocs-bench/classify/, keyed by the embedder and a hash of the texts (embedding all
+18,262 texts the first time takes about 2 minutes for each kind of features).
 `--prompt-threads 1`: on a machine whose other core is busy, llama.cpp's prompt evaluation
 on both cores stalls now and then (6-12 s for a 40-token prompt instead of 0.5 s); one
 thread is slower on an idle machine (about 1 s a text against 0.6) but steady.
@@ -47,6 +50,7 @@ from askdocs.classify import (
     Prediction,
     Supervised,
     calibration_error,
+    features_of,
     fit_temperature,
     llm_classify,
     pick_examples,
@@ -56,10 +60,12 @@ from askdocs.classify import (
 from askdocs.classify.zeroshot import TEMPERATURE, similarities
 from askdocs.embeddings import Embedder, load_embedder
 from askdocs.generation import Generator
+from askdocs.types import Item
 
 DATA = Path(__file__).resolve().parents[1] / "../shared/data"
 CACHE = Path.home() / ".cache/askdocs-bench/classify"
 SEED = 13
+NAMES = {"layers": "layer vectors", "sentence": "sentence vectors"}  # features.py's kinds
 
 
 @dataclass(frozen=True)
@@ -134,22 +140,26 @@ def ag_news(data: Path) -> Dataset:
     return Dataset("AG News", names, train, validation, test, wordings)
 
 
-def embedded(embedder: Embedder, texts: Sequence[str], what: str) -> np.ndarray:
-    """The texts' vectors, from the cache when these texts were embedded by this embedder."""
-    digest = hashlib.sha256("\x00".join([embedder.id, *texts]).encode()).hexdigest()[:20]
+def embedded(embedder: Embedder, texts: Sequence[str], what: str, kind: str) -> np.ndarray:
+    """The texts' `kind` features (features.py), from the cache when these texts were
+    embedded by this embedder."""
+    key = [embedder.id, *texts] if kind == "sentence" else [embedder.id, kind, *texts]
+    digest = hashlib.sha256("\x00".join(key).encode()).hexdigest()[:20]
     path = CACHE / f"{what}-{digest}.npy"
     if path.is_file():
         return np.load(path)
     started = time.perf_counter()
-    out = np.zeros((len(texts), embedder.dim), np.float32)
+    parts = []
     for start in range(0, len(texts), 256):
-        out[start : start + 256] = embedder.embed(texts[start : start + 256], truncate=True)
+        batch = [Item(str(i), t) for i, t in enumerate(texts[start : start + 256])]
+        parts.append(features_of(batch, embedder, kind))
         print(
             f"\r  embedding {what}: {min(start + 256, len(texts))}/{len(texts)}",
             end="",
             file=sys.stderr,
         )
     print(f" ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    out = np.concatenate(parts)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, out)
     return out
@@ -157,6 +167,9 @@ def embedded(embedder: Embedder, texts: Sequence[str], what: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Vectors:
+    """One kind of features (features.py) of each part."""
+
+    kind: str
     train: np.ndarray
     validation: np.ndarray
     test: np.ndarray
@@ -195,11 +208,13 @@ def timed(work: Callable[[], list[Prediction]], texts: int) -> tuple[list[Predic
     return found, (time.perf_counter() - started) * 1e6 / texts
 
 
-def embed_cost(embedder: Embedder, texts: Sequence[str]) -> float:
-    """Milliseconds to embed 1,000 of `texts` (the first 500, never from the cache)."""
-    sample = list(texts[:500])
+def embed_cost(embedder: Embedder, texts: Sequence[str], kind: str) -> float:
+    """Milliseconds to embed 1,000 of `texts` (the first 500, never from the cache), the
+    model already loaded."""
+    sample = [Item(str(i), t) for i, t in enumerate(texts[:500])]
+    features_of(sample[:1], embedder, kind)
     started = time.perf_counter()
-    embedder.embed(sample, truncate=True)
+    features_of(sample, embedder, kind)
     return (time.perf_counter() - started) * 1e6 / len(sample)
 
 
@@ -231,16 +246,26 @@ def zero_shot_rows(ds: Dataset, v: Vectors, embedder: Embedder, embed_ms: float)
     return rows
 
 
-def supervised_rows(ds: Dataset, v: Vectors, embedder_id: str, embed_ms: float) -> list[Row]:
-    """Logistic regression on the whole training part; then, for reference, with words."""
-    started = time.perf_counter()
-    model = Supervised.fit(v.train, ds.train.labels, embedder_id=embedder_id)
-    fit_s = time.perf_counter() - started
-    found, ms = timed(lambda: model.predict(v.test, embedder_id=embedder_id), len(v.test))
-    note = f"{len(ds.train.texts):,} examples, fitted in {fit_s:.1f} s"
-    rows = [row(ds, "supervised", scored(ds.test.labels, found, ds.labels), embed_ms + ms, note)]
-    note = "TF-IDF 1-2-grams beside the embedding, scikit-learn: not in askdocs"
-    rows.append(row(ds, "(reference) words + embeddings", words_and_embeddings(ds, v), None, note))
+def supervised_rows(
+    ds: Dataset, vs: Sequence[Vectors], embedder_id: str, embed_ms: dict[str, float]
+) -> list[Row]:
+    """Logistic regression on the whole training part, on each kind of features; then, for
+    reference, with words."""
+    rows = []
+    for v in vs:
+        started = time.perf_counter()
+        model = Supervised.fit(v.train, ds.train.labels, embedder_id=embedder_id, features=v.kind)
+        fit_s = time.perf_counter() - started
+        found, ms = timed(lambda m=model, v=v: m.predict(v.test, embedder_id=embedder_id),
+                          len(v.test))  # fmt: skip
+        note = f"{len(ds.train.texts):,} examples, fitted in {fit_s:.1f} s"
+        scores = scored(ds.test.labels, found, ds.labels)
+        method = f"supervised, {NAMES[v.kind]}" + (" (default)" if v.kind == "layers" else "")
+        rows.append(row(ds, method, scores, embed_ms[v.kind] + ms, note))
+    sentence = next(v for v in vs if v.kind == "sentence")
+    note = "TF-IDF 1-2-grams beside the sentence vector, scikit-learn: not in askdocs"
+    words = words_and_embeddings(ds, sentence)
+    rows.append(row(ds, "(reference) words + embeddings", words, None, note))
     return rows
 
 
@@ -259,33 +284,36 @@ def words_and_embeddings(ds: Dataset, v: Vectors) -> tuple[float, float]:
     return result.accuracy, result.macro_f1
 
 
-def few_shot_rows(ds: Dataset, v: Vectors, embedder_id: str, seeds: int) -> list[Row]:
-    """`n` examples per class drawn from the training part, `seeds` draws: mean ± sd."""
+def few_shot_rows(ds: Dataset, vs: Sequence[Vectors], embedder_id: str, seeds: int) -> list[Row]:
+    """`n` examples per class drawn from the training part, `seeds` draws: mean ± sd, for
+    each kind of features (the same draws)."""
     gold = np.array(ds.train.labels)
     rows = []
-    for n in (8, 16, 32, 64):
-        runs, cv = [], []
-        for seed in range(seeds):
-            rng = np.random.default_rng(seed)
-            chosen = np.concatenate(
-                [rng.choice(np.flatnonzero(gold == label), n, replace=False) for label in ds.labels]
+    for v in vs:
+        for n in (8, 16, 32, 64):
+            runs, cv = [], []
+            for seed in range(seeds):
+                rng = np.random.default_rng(seed)
+                chosen = np.concatenate(
+                    [rng.choice(np.flatnonzero(gold == c), n, replace=False) for c in ds.labels]
+                )
+                model = Supervised.fit(
+                    v.train[chosen], list(gold[chosen]), embedder_id=embedder_id, features=v.kind
+                )
+                found = model.predict(v.test, embedder_id=embedder_id)
+                runs.append(scored(ds.test.labels, found, ds.labels))
+                cv.append(model.cross_validation.macro_f1 if model.cross_validation else np.nan)
+            a, f, e = (np.array([r[i] for r in runs]) for i in range(3))
+            rows.append(
+                Row(
+                    ds.name,
+                    f"supervised, {NAMES[v.kind]}, {n} per class",
+                    f"{a.mean():.3f} ± {a.std():.3f}",
+                    f"{f.mean():.3f} ± {f.std():.3f}",
+                    f"{e.mean():.3f}",
+                    note=f"{seeds} draws; cross-validated macro-F1 {np.nanmean(cv):.3f}",
+                )
             )
-            model = Supervised.fit(v.train[chosen], list(gold[chosen]), embedder_id=embedder_id)
-            runs.append(
-                scored(ds.test.labels, model.predict(v.test, embedder_id=embedder_id), ds.labels)
-            )
-            cv.append(model.cross_validation.macro_f1 if model.cross_validation else np.nan)
-        a, f, e = (np.array([r[i] for r in runs]) for i in range(3))
-        rows.append(
-            Row(
-                ds.name,
-                f"supervised, {n} per class",
-                f"{a.mean():.3f} ± {a.std():.3f}",
-                f"{f.mean():.3f} ± {f.std():.3f}",
-                f"{e.mean():.3f}",
-                note=f"{seeds} draws; cross-validated macro-F1 {np.nanmean(cv):.3f}",
-            )
-        )
     return rows
 
 
@@ -293,7 +321,7 @@ def llm_rows(ds: Dataset, v: Vectors, generator: Generator, texts: int, shots: i
     """The language model on the first `texts` test texts, without and with `shots`
     examples per class; the note gives logistic regression's macro-F1 on the same texts."""
     gold = ds.test.labels[:texts]
-    model = Supervised.fit(v.train, ds.train.labels, embedder_id="")
+    model = Supervised.fit(v.train, ds.train.labels, embedder_id="", features=v.kind)
     baseline = report(
         gold, [p.label for p in model.predict(v.test[:texts], embedder_id="")], ds.labels
     )
@@ -377,13 +405,17 @@ def main() -> None:
             ds = loaders[key](args.data)
             slug = ds.name.replace(" ", "_")
             parts = ("train", "validation", "test")
-            v = Vectors(*(embedded(embedder, getattr(ds, p).texts, f"{slug}-{p}") for p in parts))
-            embed_ms = embed_cost(embedder, ds.test.texts)
-            rows += zero_shot_rows(ds, v, embedder, embed_ms)
-            rows += supervised_rows(ds, v, embedder.id, embed_ms)
-            rows += few_shot_rows(ds, v, embedder.id, args.seeds)
+            vs = [
+                Vectors(kind, *(embedded(embedder, getattr(ds, p).texts, f"{slug}-{p}", kind)
+                                for p in parts))
+                for kind in ("layers", "sentence")
+            ]  # fmt: skip
+            embed_ms = {v.kind: embed_cost(embedder, ds.test.texts, v.kind) for v in vs}
+            rows += zero_shot_rows(ds, vs[1], embedder, embed_ms["sentence"])
+            rows += supervised_rows(ds, vs, embedder.id, embed_ms)
+            rows += few_shot_rows(ds, vs, embedder.id, args.seeds)
             if generator is not None:
-                rows += llm_rows(ds, v, generator, args.llm_texts, args.shots)
+                rows += llm_rows(ds, vs[0], generator, args.llm_texts, args.shots)
     finally:
         if generator is not None:
             generator.close()

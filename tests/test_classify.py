@@ -27,10 +27,12 @@ from askdocs.classify import (
     Supervised,
     calibration_error,
     classify,
+    features_of,
     fit_temperature,
     llm_classify,
     pick_examples,
     report,
+    train,
     vectors_of,
     zero_shot,
 )
@@ -175,12 +177,63 @@ def test_supervised_cross_validates_calibrates_saves_and_loads(
     loaded = Supervised.load(tmp_path / "clf.json")
     assert classify(new, method="supervised", model=loaded, embedder=embedder) == first
     saved = json.loads((tmp_path / "clf.json").read_text())
-    assert saved["format"] == "askdocs-classifier" and saved["version"] == 1
-    assert saved["embedder"] == embedder.id
+    assert saved["format"] == "askdocs-classifier" and saved["version"] == 2
+    assert saved["embedder"] == embedder.id and saved["features"] == "sentence"
     with pytest.raises(ConfigError, match="trained on vectors of"):
         loaded.predict(theme_vectors[:1], embedder_id="another-model")
     with pytest.raises(ConfigError, match="384 dims"):
         loaded.predict(np.zeros((1, 10)), embedder_id=embedder.id)
+
+
+def test_the_default_classifier_reads_layer_vectors_and_keeps_reading_them(
+    themes: list[tuple[str, str]], embedder: MiniLMEmbedder, tmp_path: Path
+) -> None:
+    texts = [text for text, _ in themes]
+    layers = embedder.layer_vectors(texts[:3])
+    assert layers.shape == (3, 7 * 384)
+    assert np.linalg.norm(layers.reshape(3, 7, 384), axis=2) == pytest.approx(1.0, abs=1e-5)
+    assert layers[:, -384:] == pytest.approx(embedder.embed(texts[:3]), abs=1e-6)  # the last
+    assert not np.allclose(layers[:, :384], layers[:, -384:], atol=0.1)  # the first differs
+    ticks: list[int] = []
+    model = train(themes, embedder, progress=ticks.append)
+    assert model.features == "layers" and model.coef.shape == (3, 7 * 384)
+    assert sum(ticks) == len(themes)
+    assert model.cross_validation is not None and model.cross_validation.accuracy >= 0.9
+    new = ["The sprinter broke the world record", "Slice the potatoes thinly and fry them"]
+    first = classify(new, method="supervised", model=model, embedder=embedder)
+    assert [p.label for p in first] == ["sport", "cooking"]
+    model.save(tmp_path / "layers.json")
+    loaded = Supervised.load(tmp_path / "layers.json")
+    assert loaded.features == "layers"
+    assert classify(new, method="supervised", model=loaded, embedder=embedder) == first
+    with pytest.raises(ConfigError, match="2688 dims"):  # sentence vectors for a layer model
+        loaded.predict(embedder.embed(new), embedder_id=embedder.id)
+    sentence_only = SentenceOnly(embedder)
+    with pytest.raises(ConfigError, match="layer vectors, which the embedder"):
+        features_of([Item("a", new[0])], sentence_only, "layers")  # type: ignore[arg-type]
+    assert train(themes, sentence_only).features == "sentence"  # type: ignore[arg-type]
+    assert train(themes[:24], embedder, features="sentence").coef.shape == (1, 384)
+
+
+class SentenceOnly:
+    """A fake: the real MiniLM seen through the sentence vectors alone, as a remote embedder
+    gives them (a real remote one needs a server)."""
+
+    def __init__(self, embedder: MiniLMEmbedder) -> None:
+        self.id, self.dim, self.embed = embedder.id, embedder.dim, embedder.embed
+
+
+def test_a_version_1_classifier_file_reads_sentence_vectors(
+    tmp_path: Path, embedder: MiniLMEmbedder
+) -> None:
+    path = tmp_path / "v1.json"
+    saved = {"format": "askdocs-classifier", "version": 1, "embedder": embedder.id,
+             "classes": ["a", "b"], "coef": [[0.0] * 384], "intercept": [0.5]}  # fmt: skip
+    path.write_text(json.dumps(saved))
+    model = Supervised.load(path)
+    assert model.features == "sentence" and model.coef.shape == (1, 384)
+    found = classify(["anything"], method="supervised", model=model, embedder=embedder)
+    assert found[0].label == "b"  # intercept 0.5 for the second class, no weights
 
 
 def test_weights_are_scikit_learns_and_many_examples_skip_cross_validation(
@@ -209,6 +262,11 @@ def test_weights_are_scikit_learns_and_many_examples_skip_cross_validation(
         ("not json at all", "cannot load a classifier"),
         ('{"format": "something-else"}', "not an askdocs classifier"),
         ('{"format": "askdocs-classifier", "version": 99}', "format version 99"),
+        (
+            '{"format": "askdocs-classifier", "version": 2, "embedder": "e", "features": "x", '
+            '"classes": ["a", "b"], "coef": [[1, 2]], "intercept": [0]}',
+            "unknown features 'x'",
+        ),
         (
             '{"format": "askdocs-classifier", "version": 1, "embedder": "e", '
             '"classes": ["a", "b"], "coef": [[1, 2], [3, 4]], "intercept": [0]}',

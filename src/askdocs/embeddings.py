@@ -15,6 +15,7 @@ record for given settings without loading a local model.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
@@ -47,6 +48,9 @@ class Embedder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
+LAYER_BLOCKS = 7  # MiniLM-L6's hidden states: the embedding layer's and six encoder layers'
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 on ONNX Runtime; load once per process and reuse.
 
@@ -68,6 +72,8 @@ class MiniLMEmbedder:
         self.tokenizer: Tokenizer = load_tokenizer(MINILM_TOKENIZER)
         self.id = embedder_id(max_tokens, int8=int8)
         self._session = _session(int8)
+        self._layers_session: Any = None
+        self._layers_lock = threading.Lock()
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text takes as model input, special tokens included."""
@@ -79,7 +85,19 @@ class MiniLMEmbedder:
         A text longer than `max_tokens` raises ContextTooLong unless `truncate` is set:
         chunks are sized to fit, so an over-long one is a bug, never silently cut.
         """
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        return self._encode(texts, self._session, self.dim, truncate)
+
+    def layer_vectors(self, texts: Sequence[str], *, truncate: bool = False) -> np.ndarray:
+        """Features for a classifier, shape (len(texts), 7 x 384): the mean of each hidden
+        state (the embedding layer's and the six encoder layers'), each of unit length. The
+        last block is `embed`'s vector. The model that computes them loads on first use."""
+        with self._layers_lock:
+            if self._layers_session is None:
+                self._layers_session = _session(self.int8, layers=True)
+        return self._encode(texts, self._layers_session, self.dim * LAYER_BLOCKS, truncate)
+
+    def _encode(self, texts: Sequence[str], session: Any, dim: int, truncate: bool) -> np.ndarray:
+        out = np.zeros((len(texts), dim), dtype=np.float32)
         if not texts:
             return out
         encodings = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
@@ -90,22 +108,23 @@ class MiniLMEmbedder:
                         f"text {i} has {len(ids)} tokens, over the embedder's {self.max_tokens}"
                     )
                 encodings[i] = [*ids[: self.max_tokens - 1], ids[-1]]  # keep [SEP]
+
+        def run(ids: list[int]) -> np.ndarray:
+            input_ids = np.array([ids], dtype=np.int64)
+            feed = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
+            return session.run(None, feed)[0][0]
+
         if len(encodings) == 1 or self.threads == 1:
             for i, ids in enumerate(encodings):
-                out[i] = self._run(ids)
+                out[i] = run(ids)
             return out
         # Longest first, so the last texts to finish are short ones and no core idles long.
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i]))
         with ThreadPoolExecutor(min(self.threads, len(encodings))) as pool:
-            vectors = pool.map(self._run, [encodings[i] for i in order])
+            vectors = pool.map(run, [encodings[i] for i in order])
             for i, vector in zip(order, vectors, strict=True):
                 out[i] = vector
         return out
-
-    def _run(self, ids: list[int]) -> np.ndarray:
-        input_ids = np.array([ids], dtype=np.int64)
-        feed = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
-        return self._session.run(None, feed)[0][0]
 
 
 BACKENDS = ("local", "remote")
@@ -167,7 +186,7 @@ def embedder_id(max_tokens: int, *, int8: bool = False) -> str:
     )
 
 
-def _session(int8: bool) -> Any:
+def _session(int8: bool, *, layers: bool = False) -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - a core dependency
@@ -177,10 +196,11 @@ def _session(int8: bool) -> Any:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # shape-merge warnings from the optimiser are noise
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(_model_bytes(int8), options, providers=["CPUExecutionProvider"])
+    model = _model_bytes(int8, layers)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def _model_bytes(int8: bool) -> bytes:
+def _model_bytes(int8: bool, layers: bool) -> bytes:
     """The encoder as a serialised ONNX model.
 
     Built in its own frame so the weights and the graph object are freed before ONNX Runtime
@@ -193,7 +213,7 @@ def _model_bytes(int8: bool) -> bytes:
         raise ModelLoadError(f"a core dependency is missing: {exc.name}") from exc
     from askdocs.onnx_bert import bert_graph
 
-    graph = bert_graph(load_file(str(verified(MINILM_WEIGHTS))), int8=int8)
+    graph = bert_graph(load_file(str(verified(MINILM_WEIGHTS))), int8=int8, layers_out=layers)
     return graph.SerializeToString()
 
 

@@ -3,7 +3,11 @@
 Weights are the `BertModel` state dict of a sentence-transformers checkpoint (names such as
 `encoder.layer.0.attention.self.query.weight`). The graph takes `input_ids` and
 `attention_mask` (int64, shape [batch, length]) and returns `embedding` [batch, hidden]:
-the mean of the last hidden states over real tokens, L2-normalised.
+the mean of the last hidden states over real tokens, L2-normalised. With `layers=True` it
+returns `layers` [batch, (depth + 1) x hidden] instead: the same pooling of every hidden state
+(the embedding layer's output, then each encoder layer's), each L2-normalised, side by side.
+The earlier layers keep word-level signals that the last one averages away: as features for a
+classifier they gained 0.02 macro-F1 on rotten tomatoes (askdocs.classify.features).
 
 Each layer is written with ONNX Runtime's fused transformer kernels (`Attention`,
 `SkipLayerNormalization`, `BiasGelu`, from the `com.microsoft` domain), which compute the
@@ -116,8 +120,10 @@ def bert_graph(
     heads: int = 12,
     eps: float = 1e-12,
     int8: bool = False,
+    layers_out: bool = False,
 ) -> onnx.ModelProto:
-    """The ONNX model for a BERT encoder + mean pooling + L2 normalisation."""
+    """The ONNX model for a BERT encoder + mean pooling + L2 normalisation (of the last
+    hidden state, or with `layers_out` of every one: see the module docstring)."""
     weights = {k.removeprefix("bert."): v for k, v in weights.items()}
     g = _GraphBuilder(weights, int8=int8)
     hidden = weights["embeddings.word_embeddings.weight"].shape[1]
@@ -149,6 +155,7 @@ def bert_graph(
 
     # The attention kernels take the 0/1 padding mask as int32, [batch, length].
     mask32 = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
+    states = [x]
     for i in range(layers):
         p = f"encoder.layer.{i}."
         out = p + "attention.output."
@@ -159,13 +166,23 @@ def bert_graph(
         h = g.op("BiasGelu", [inner, g.bias(p + "intermediate.dense")], domain=MS)  # erf GELU
         h = g.project(h, p + "output.dense")
         x = g.skip_layer_norm(h, x, g.bias(p + "output.dense"), p + "output.LayerNorm", eps)
+        states.append(x)
 
     mask = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
     mask3 = g.op("Unsqueeze", [mask, g.const("axes2", np.array([2], dtype=np.int64))])
     axis1 = g.const("axis1", np.array([1], dtype=np.int64))
-    summed = g.op("ReduceSum", [g.op("Mul", [x, mask3]), axis1], keepdims=0)
-    mean = g.op("Div", [summed, g.op("ReduceSum", [mask, axis1], keepdims=1)])
-    g.nodes.append(helper.make_node("LpNormalization", [mean], ["embedding"], axis=-1, p=2))
+    count = g.op("ReduceSum", [mask, axis1], keepdims=1)
+
+    def pooled(state: str) -> str:
+        summed = g.op("ReduceSum", [g.op("Mul", [state, mask3]), axis1], keepdims=0)
+        return g.op("LpNormalization", [g.op("Div", [summed, count])], axis=-1, p=2)
+
+    if layers_out:
+        output, width = "layers", hidden * len(states)
+        g.nodes.append(helper.make_node("Concat", [pooled(s) for s in states], [output], axis=-1))
+    else:
+        output, width = "embedding", hidden
+        g.nodes.append(helper.make_node("Identity", [pooled(x)], [output]))
     graph = helper.make_graph(
         g.nodes,
         "sentence_encoder",
@@ -173,7 +190,7 @@ def bert_graph(
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "length"]),
             helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "length"]),
         ],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", width])],
         g.initializers,
     )
     opsets = [helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)]

@@ -2,11 +2,12 @@
 
 - `zero_shot` (zeroshot.py): the nearest label embedding; labels are names or descriptions.
 - `Supervised` (supervised.py): logistic regression over the embeddings of labelled
-  examples, cross-validated when they are few; saved as JSON weights.
+  examples (their layer vectors where the embedder gives them, features.py),
+  cross-validated when they are few; saved as JSON weights.
 - `llm_classify` (llm.py): the language model, held to the labels by a grammar.
 
 `classify` runs any of them over `Item`s (stored documents and chunks bring their stored
-vectors: nothing is embedded again) or plain strings. `report` (metrics.py) scores labels
+vectors: zero-shot embeds nothing again) or plain strings. `report` (metrics.py) scores labels
 against gold ones; calibration.py makes the scores probabilities and measures how well
 they are; inputs.py reads CSV, JSONL and stdin lines. benchmarks/bench_classify.py
 measures all three on rotten tomatoes and AG News.
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from askdocs.classify.calibration import calibration_error, fit_temperature
+from askdocs.classify.features import FEATURES, default_features, features_of
 from askdocs.classify.llm import SHOTS, llm_classify, pick_examples
 from askdocs.classify.metrics import ClassScore, Report, report, report_on_gold
 from askdocs.classify.supervised import Supervised, cross_validate
@@ -33,9 +35,10 @@ from askdocs.generation import Generator
 from askdocs.types import Item
 
 __all__ = [
-    "METHODS", "ClassScore", "Prediction", "Report", "Supervised", "calibration_error",
-    "classify", "cross_validate", "fit_temperature", "llm_classify", "pick_examples", "report",
-    "report_on_gold", "vectors_of", "zero_shot",
+    "FEATURES", "METHODS", "ClassScore", "Prediction", "Report", "Supervised",
+    "calibration_error", "classify", "cross_validate", "default_features", "features_of",
+    "fit_temperature", "llm_classify", "pick_examples", "report", "report_on_gold", "train",
+    "vectors_of", "zero_shot",
 ]  # fmt: skip
 
 METHODS = ("zero-shot", "supervised", "llm")
@@ -89,8 +92,19 @@ def classify(
     if model is None:
         if not examples:
             raise ConfigError("supervised classification needs labelled examples (--train)")
-        texts = [Item(str(n), text) for n, (text, _) in enumerate(examples)]
-        model = Supervised.fit(vectors_of(texts, embedder), [label for _, label in examples],
-                               embedder_id=embedder.id)  # fmt: skip
-    vectors = vectors_of(items, embedder, progress)
+        model = train(examples, embedder)
+    vectors = features_of(items, embedder, model.features, progress)
     return model.predict(vectors, embedder_id=embedder.id, ids=ids, min_score=min_score)
+
+
+def train(
+    examples: Sequence[tuple[str, str]], embedder: Embedder, *, features: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Supervised:  # fmt: skip
+    """A supervised classifier fitted on `examples` (text, label), reading `features`
+    (default: layer vectors where `embedder` gives them, see features.py)."""
+    kind = features or default_features(embedder)
+    texts = [Item(str(n), text) for n, (text, _) in enumerate(examples)]
+    vectors = features_of(texts, embedder, kind, progress)
+    labels = [label for _, label in examples]
+    return Supervised.fit(vectors, labels, embedder_id=embedder.id, features=kind)

@@ -1,9 +1,10 @@
 """Supervised classification: logistic regression over frozen embeddings.
 
 scikit-learn fits it (`askdocs[classify]`). The fitted weights are plain numbers, so a saved
-classifier is a JSON file (format name and version, embedder id, classes, weights) that
-loads and predicts with numpy alone, and loading never runs code from the file (no pickle).
-A classifier refuses vectors from another embedder than the one it was trained on.
+classifier is a JSON file (format name and version, embedder id, features, classes, weights)
+that loads and predicts with numpy alone, and loading never runs code from the file (no
+pickle). A classifier refuses vectors from another embedder than the one it was trained on.
+It reads a text's sentence vector or its layer vectors (`features`, see features.py).
 
 Under 5,000 examples, or with a class under 20, `fit` also cross-validates (stratified
 k-fold: each text predicted by a model that never saw it), reports it, and fits a
@@ -26,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from askdocs.classify.calibration import fit_temperature, most_likely, softmax
+from askdocs.classify.features import FEATURES
 from askdocs.classify.metrics import Report, report
 from askdocs.classify.types import Prediction
 from askdocs.errors import ConfigError, MissingDependency
 
 FORMAT = "askdocs-classifier"
-VERSION = 1
+VERSION = 2  # 2 added "features"; a version 1 file read sentence vectors
 CALIBRATED_UNDER, FEW_PER_CLASS = 5000, 20  # examples: under either, cross-validate
 FOLDS = 5
 # The inverse regularisation. On the validation parts of rotten tomatoes and AG News, 1.0
@@ -60,19 +62,21 @@ class Supervised:
     intercept: np.ndarray
     temperature: float = 1.0
     cross_validation: Report | None = None  # when it was fitted on few examples
+    features: str = "sentence"  # what `vectors` are: see features.py
 
     @classmethod
     def fit(
         cls, vectors: np.ndarray, labels: Sequence[str], *, embedder_id: str, c: float = C,
-        seed: int = 0,
+        seed: int = 0, features: str = "sentence",
     ) -> Supervised:  # fmt: skip
-        """Train on `vectors` (texts x dim) and their `labels`; see the module docstring."""
+        """Train on `vectors` (texts x dim, of the kind `features`) and their `labels`; see
+        the module docstring."""
         counts = Counter(labels)
         if len(vectors) != len(labels):
             raise ValueError(f"{len(vectors)} vectors for {len(labels)} labels")
         if len(counts) < 2:
             raise ConfigError(f"the examples hold one class only ({next(iter(counts), '')!r})")
-        fitted = _fit(vectors, list(labels), embedder_id, c)
+        fitted = replace(_fit(vectors, list(labels), embedder_id, c), features=features)
         fewest = min(counts.values())
         if (len(labels) >= CALIBRATED_UNDER and fewest >= FEW_PER_CLASS) or fewest < 2:
             return fitted
@@ -108,8 +112,9 @@ class Supervised:
     def save(self, path: str | Path) -> None:
         data = {
             "format": FORMAT, "version": VERSION, "embedder": self.embedder_id,
-            "classes": list(self.classes), "temperature": self.temperature,
-            "coef": self.coef.tolist(), "intercept": self.intercept.tolist(),
+            "features": self.features, "classes": list(self.classes),
+            "temperature": self.temperature, "coef": self.coef.tolist(),
+            "intercept": self.intercept.tolist(),
         }  # fmt: skip
         Path(path).write_text(json.dumps(data), encoding="utf-8")
 
@@ -129,8 +134,11 @@ class Supervised:
 def _from_json(data: Any) -> Supervised:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError("not an askdocs classifier")
-    if data.get("version") != VERSION:
-        raise ValueError(f"format version {data.get('version')}, this askdocs reads {VERSION}")
+    if data.get("version") not in (1, VERSION):
+        raise ValueError(f"format version {data.get('version')}, this askdocs reads 1 to {VERSION}")
+    features = data.get("features", "sentence")
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r}")
     classes = tuple(data["classes"])
     if len(classes) < 2 or len(set(classes)) != len(classes):
         raise ValueError("the classes must be two or more different names")
@@ -144,7 +152,9 @@ def _from_json(data: Any) -> Supervised:
         raise ValueError("the weights do not match the classes")
     if not (np.isfinite(coef).all() and np.isfinite(intercept).all() and temperature > 0):
         raise ValueError("the weights must be finite numbers and the temperature positive")
-    return Supervised(str(data["embedder"]), classes, coef, intercept, temperature)
+    return Supervised(
+        str(data["embedder"]), classes, coef, intercept, temperature, features=features
+    )
 
 
 def out_of_fold(

@@ -82,7 +82,7 @@ def _check_usage(source: str | None, o: dict[str, Any]) -> None:
 
 
 def _run(source: str | None, store: str | None, o: dict[str, Any]) -> dict[str, Any]:
-    from askdocs.classify import Supervised, classify, vectors_of
+    from askdocs.classify import Supervised, classify, train
     from askdocs.classify.inputs import parse_labels, read_examples
 
     labels, descriptions = parse_labels(o["labels"], o["labels_file"])
@@ -96,10 +96,8 @@ def _run(source: str | None, store: str | None, o: dict[str, Any]) -> dict[str, 
     with _models(store, o) as (kb, embedder, generator):
         items, gold = _texts(kb, source, o)
         if o["method"] == "supervised" and model is None:
-            train = [Item(str(n), text) for n, (text, _) in enumerate(examples)]
-            with progress_bar(len(train), "embedding the examples", shown) as advance:
-                vectors = vectors_of(train, embedder, advance)
-            model = Supervised.fit(vectors, [y for _, y in examples], embedder_id=embedder.id)
+            with progress_bar(len(examples), "embedding the examples", shown) as advance:
+                model = train(examples, embedder, progress=advance)
             if model.cross_validation is not None:
                 result["cross_validation"] = dataclasses.asdict(model.cross_validation)
             if o["save"]:
