@@ -434,7 +434,7 @@ def test_the_examples_in_the_answer_sides_docs_hold() -> None:
     import doctest
 
     from askdocs import citations, extractive, text
-    from askdocs.answer import checks, lists
+    from askdocs.answer import checks, lists, quantities, rates
 
-    for module in (citations, extractive, text, checks, lists):
+    for module in (citations, extractive, text, checks, lists, quantities, rates):
         assert doctest.testmod(module).failed == 0, module.__name__

@@ -300,6 +300,36 @@ def test_a_sentence_cut_short_of_what_is_asked_is_given_whole(make_kb: MakeKb) -
     assert means.text == means.draft
 
 
+PRESS = (
+    "The printing press\n\nThe best known result is the Gutenberg Bible, completed in Mainz "
+    "around 1455. Its pages have 42 lines in two columns, and about 180 copies were printed, "
+    "some on paper and some on vellum. Around fifty copies, complete or partial, survive "
+    "today. Gutenberg himself did not grow rich.\n"
+)
+
+
+def test_each_how_many_of_a_question_gets_its_number(make_kb: MakeKb) -> None:
+    kb = make_kb()
+    kb.ingest_documents([Document("/home/press.txt", PRESS, "The printing press", "txt")])
+    question = "How many copies of the Gutenberg Bible were printed, and how many survive?"
+    vague = FakeGenerator(["About 180 copies were printed, and some survive today [1]."])
+    answer = ask_full(kb, vague, question)
+    assert answer.text == (
+        "About 180 copies were printed, and some survive today [1]. "
+        "Around fifty copies, complete or partial, survive today [1]."
+    )
+    added = answer.sentences[-1]
+    assert answer.text[added.start : added.end] == added.text and added.supported
+    assert added.evidence is not None
+    assert PRESS[added.evidence[1] : added.evidence[2]].startswith("Around fifty copies")
+    # Both numbers given: nothing is added; one ask, one number: nothing either.
+    both = FakeGenerator(["About 180 copies were printed and about fifty survive [1]."])
+    assert ask_full(kb, both, question).text == both.replies[0]
+    one = FakeGenerator(["About 180 copies were printed [1]."])
+    printed = ask_full(kb, one, "How many copies of the Gutenberg Bible were printed?")
+    assert printed.text == one.replies[0]
+
+
 def test_a_list_items_number_does_not_support_a_number_in_the_answer(make_kb: MakeKb) -> None:
     kb = make_kb()
     kb.ingest_documents([Document("/home/coffee.txt", STEPS, "Coffee maker manual", "txt")])
@@ -321,3 +351,30 @@ STEPS = (
 
 def ask_short(kb: KnowledgeBase, generator: FakeGenerator, question: str):  # type: ignore[no-untyped-def]
     return list(stream_answer(kb, generator, question, style="short"))[-1].answer
+
+
+DOSE = (
+    "Coffee maker manual\n\nMAKING COFFEE\n1. Fill the reservoir with fresh cold water.\n"
+    "2. Add ground coffee. A good starting point is about 55 to 60 grams of medium-ground "
+    "coffee per litre\n   of water, roughly one rounded tablespoon per 150 ml cup. Adjust to "
+    "taste.\n3. Close the lid and switch the machine on.\n"
+)
+
+
+def test_an_amount_per_something_else_is_given_per_what_was_asked(make_kb: MakeKb) -> None:
+    kb = make_kb()
+    kb.ingest_documents([Document("/home/coffee.txt", DOSE, "Coffee maker manual", "txt")])
+    per_litre = FakeGenerator(["55 to 60 grams [1]"])
+    answer = ask_short(kb, per_litre, "How much coffee should I use per cup?")
+    assert answer.answered
+    assert answer.text == "roughly one rounded tablespoon per 150 ml cup [1]"
+    only = answer.sentences[0]
+    assert answer.text[only.start : only.end] == only.text
+    # Asked per litre, the same answer stands; so does the per-cup one asked per cup.
+    assert ask_short(kb, per_litre, "How much coffee per litre of water?").text == (
+        "55 to 60 grams [1]"
+    )
+    per_cup = FakeGenerator(["one rounded tablespoon [1]"])
+    assert ask_short(kb, per_cup, "How much coffee should I use per cup?").text == (
+        "one rounded tablespoon [1]"
+    )

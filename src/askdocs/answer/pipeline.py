@@ -50,6 +50,8 @@ from askdocs.answer.packing import (
     grammar_for,
     pack,
 )
+from askdocs.answer.quantities import quantified
+from askdocs.answer.rates import rated
 from askdocs.answer.steps import asks_steps, steps
 from askdocs.answer.styles import resolve
 from askdocs.answer.summary import glob_escape, subject, summarise
@@ -535,9 +537,10 @@ def _generative(
     else:
         answer = checked(question, draft, packed, passages, cache, strength, strict=o.strict)
         if style == "short":
+            answer = rated(answer, packed, question)
             answer = extended(answer, packed, question, lists=asks_for_any(question))
         else:
-            answer = completed(answer, packed, question)
+            answer = quantified(completed(answer, packed, question), packed, question)
         if not answer.answered:
             quote = _quote_instead(question, passages, strength, style, used)
             if quote is not None:
