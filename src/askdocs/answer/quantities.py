@@ -62,7 +62,7 @@ _NUMBER = re.compile(
     r"\d+(?:[.,]\d+)*|\b(?:" + "|".join([*_WORD_VALUES, *_SCALES]) + r")\b", re.IGNORECASE
 )
 # A list item's own number ("3. Add the coffee") is not an amount.
-_ITEM_NUMBER = re.compile(r"^\s*" + LIST_MARKER + r"\s", re.MULTILINE)
+_ITEM_NUMBER = re.compile(r"^[^\S\n]*" + LIST_MARKER + r"\s", re.MULTILINE)
 ASK_COVERAGE = 2 / 3  # of an ask's words, in the sentence that gives its amount
 
 
