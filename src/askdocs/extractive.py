@@ -36,6 +36,7 @@ EXTRACT_SENTENCES = 2  # at most, in an extractive answer
 EXTRACT_MARGIN = 0.1  # the second sentence must score within this of the first
 _CACHE_SIZE = 8192
 _BLOCK = re.compile(r"\S(?:.|\n(?![^\S\n]*\n))*")  # text between blank lines
+_FENCE = re.compile(r"^[^\S\n]*+(?:```|~~~)[^\n]*", re.MULTILINE)  # a code block's fence line
 _ITEM_START = re.compile(rf"^[^\S\n]*+{LIST_MARKER}[^\S\n]", re.MULTILINE)
 ITEM_WORDS = 60  # a list item up to this long is one unit, however many sentences it has
 _HEADING_WORDS = 12
@@ -136,13 +137,36 @@ def sentence_units(text: str) -> list[tuple[int, int]]:
     >>> text = "Descaling\n\nLimescale builds up. Dissolve citric acid."
     >>> [text[a:b] for a, b in sentence_units(text)]
     ['Limescale builds up.', 'Dissolve citric acid.']
+
+    A fenced code block is one unit, fences included, blank lines and all: split at its
+    blank lines, a quote of its second half would carry a closing fence without the opening
+    one. A fence the chunk does not close runs to the chunk's end.
+
+    >>> text = "The formula:\n\n```\nA = P * (1 + r)\n\nA = 1000 * 1.05\n```\nDone."
+    >>> [text[a:b] for a, b in sentence_units(text)]
+    ['The formula:', '```\nA = P * (1 + r)\n\nA = 1000 * 1.05\n```', 'Done.']
     """
-    units = []
-    for block in _BLOCK.finditer(text):
-        for a, b in _whole_items(block.group(), sentence_spans(block.group())):
-            if not _is_heading(block.group()[a:b]):
-                units.append((block.start() + a, block.start() + b))
+    units: list[tuple[int, int]] = []
+    prose = 0
+    for a, b in [*_code_blocks(text), (len(text), len(text))]:
+        for block in _BLOCK.finditer(text, prose, a):
+            for c, d in _whole_items(block.group(), sentence_spans(block.group())):
+                if not _is_heading(block.group()[c:d]):
+                    units.append((block.start() + c, block.start() + d))
+        if b > a:
+            units.append((a + len(text[a:b]) - len(text[a:b].lstrip()), b))
+        prose = b
     return units or [(0, len(text.rstrip()))]
+
+
+def _code_blocks(text: str) -> list[tuple[int, int]]:
+    """Spans of the fenced code blocks: each fence line and the next one, in order."""
+    fences = list(_FENCE.finditer(text))
+    spans = []
+    for i in range(0, len(fences), 2):
+        end = fences[i + 1].end() if i + 1 < len(fences) else len(text.rstrip())
+        spans.append((fences[i].start(), end))
+    return spans
 
 
 def _whole_items(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -247,8 +247,18 @@ def final_text(checked: Sequence[SentenceSupport], valid: set[int], *, strict: b
 
 
 def append_marker(text: str, numbers: Sequence[int]) -> str:
+    r"""`text` with its citation marker, before its closing full stop; on a line of its own
+    after a fenced code block, whose closing fence must stand alone.
+
+    >>> append_marker("Descale monthly.", [1, 2])
+    'Descale monthly [1, 2].'
+    >>> append_marker("```\nA = P * (1 + r)\n```", [3])
+    '```\nA = P * (1 + r)\n```\n[3]'
+    """
     marker = f" [{', '.join(map(str, numbers))}]"
     stripped = text.rstrip()
+    if stripped.endswith(("```", "~~~")):
+        return f"{stripped}\n{marker.lstrip()}"
     if stripped and stripped[-1] in ".!?":
         return stripped[:-1] + marker + stripped[-1]
     return stripped + marker
