@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from askdocs.text import Analyzer, place_terms, sentence_spans, unaccented
+from askdocs.text import NUMBER_WORDS, Analyzer, place_terms, sentence_spans, unaccented
 from askdocs.types import SentenceSupport
 
 # Measured on 300 XQuAD-en questions, each giving 2 grounded sentences (question + gold answer,
@@ -63,10 +63,8 @@ _LEADING_MARKERS = re.compile(r"(?:\s*\[\s*(?:passages?\s*)?\d[^\]]*\])+[.!?]?\s
 # the one before: "Adjust to taste. 4. Close the lid."
 _ITEM_NUMBER = re.compile(r"(?:^|(?<=\n)|(?<=[.!?\u2026] ))[^\S\n]*+\d{1,3}[.)](?=[^\S\n])")
 _MAX_RANGE = 20  # "[1-99]" is not a real citation of 99 passages
-_NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve thirteen"
-_NUMBERS += " fourteen fifteen sixteen seventeen eighteen nineteen twenty"
 # keyed by the stemmed term, as `Analyzer.tokens` gives it ("twelve" -> "twelv")
-_NUMBER_WORDS = {Analyzer().tokens(w)[0]: str(n) for n, w in enumerate(_NUMBERS.split())}
+_NUMBER_WORDS = {Analyzer().tokens(w)[0]: str(n) for w, n in NUMBER_WORDS.items() if n <= 20}
 _BARE_REPLIES = frozenset(("yes", "no"))
 
 

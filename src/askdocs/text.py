@@ -65,6 +65,13 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
 # PostgreSQL store's SQL uses the same, so both backends rank alike.
 BM25_K1, BM25_B = 1.2, 0.75
 _WORD = re.compile(r"\w+")
+_UNITS = """zero one two three four five six seven eight nine ten eleven twelve thirteen
+    fourteen fifteen sixteen seventeen eighteen nineteen"""
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety"
+# Number words and their values, for checks that compare "fifty" with "50".
+NUMBER_WORDS: dict[str, int] = {w: n for n, w in enumerate(_UNITS.split())} | {
+    w: 20 + 10 * n for n, w in enumerate(_TENS.split())
+}
 # Words that shape a question rather than say what it is about ("How long does ...", "What
 # is the difference between ..."); `ASKING_TERMS` holds their tokens.
 _ASKING_WORDS = """how what when where why who whom whose which do does did can could should

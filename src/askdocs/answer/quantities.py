@@ -23,39 +23,14 @@ from askdocs.answer.checks import append_marker
 from askdocs.answer.packing import Packed
 from askdocs.citations import strip_citations
 from askdocs.extractive import Sentence, coverage
-from askdocs.text import ASKING_TERMS, LIST_MARKER, Analyzer
+from askdocs.text import ASKING_TERMS, LIST_MARKER, NUMBER_WORDS, Analyzer
 from askdocs.types import Answer, SentenceSupport
 
 _ASK = re.compile(
     r"\bhow\s+(?:many|much|long|often|old|far|big|large|high|tall|deep|heavy|wide)\b",
     re.IGNORECASE,
 )
-_UNITS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_WORD_VALUES = {w: str(n) for n, w in enumerate(_UNITS)} | {
-    w: str(20 + 10 * n) for n, w in enumerate(_TENS)
-}
+_WORD_VALUES = {w: str(n) for w, n in NUMBER_WORDS.items()}
 _SCALES = ("half", "dozen", "dozens", "hundred", "hundreds", "thousand", "thousands", "million",
            "millions", "billion", "billions")  # fmt: skip
 _NUMBER = re.compile(
