@@ -154,10 +154,14 @@ def extended(answer: Answer, packed: Packed, question: str, *, lists: bool = Tru
     if sentence:
         listed = lists and introduces(question, sentence, phrase)
         whole = (whole_list(phrase, sentence) if listed else None) or conditional(phrase, sentence)
-    if whole is None:
-        return answer
-    # The citations the answer shows: those the checker re-pointed to, else the model's.
-    text = append_marker(whole, only.added or only.cites)
+    return answer if whole is None else said_instead(answer, whole)
+
+
+def said_instead(answer: Answer, text: str) -> Answer:
+    """A one-sentence `answer` saying `text` instead, with the citations it showed: those
+    the checker re-pointed to, else the model's."""
+    only = answer.sentences[0]
+    text = append_marker(text, only.added or only.cites)
     changed = replace(only, text=text, end=only.start + len(text))
     whole_text = answer.text[: only.start] + text + answer.text[only.end :]
     return replace(answer, text=whole_text, sentences=(changed,))

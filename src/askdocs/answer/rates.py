@@ -18,10 +18,8 @@ clause.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
-from askdocs.answer.checks import append_marker
-from askdocs.answer.lists import supporting_sentence
+from askdocs.answer.lists import said_instead, supporting_sentence
 from askdocs.answer.packing import Packed
 from askdocs.citations import strip_citations
 from askdocs.text import Analyzer
@@ -66,9 +64,4 @@ def rated(answer: Answer, packed: Packed, question: str) -> Answer:
     only = answer.sentences[0]
     sentence = supporting_sentence(only, packed) if only.supported else None
     clause = per_asked(strip_citations(only.text).strip().rstrip("."), sentence or "", question)
-    if clause is None:
-        return answer
-    text = append_marker(clause, only.added or only.cites)
-    changed = replace(only, text=text, end=only.start + len(text))
-    whole_text = answer.text[: only.start] + text + answer.text[only.end :]
-    return replace(answer, text=whole_text, sentences=(changed,))
+    return answer if clause is None else said_instead(answer, clause)
