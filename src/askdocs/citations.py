@@ -34,7 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from askdocs.text import NUMBER_WORDS, Analyzer, place_terms, sentence_spans, unaccented
+from askdocs.text import (
+    ITEM_NUMBER,
+    NUMBER_WORDS,
+    Analyzer,
+    place_terms,
+    sentence_spans,
+    unaccented,
+)
 from askdocs.types import SentenceSupport
 
 # Measured on 300 XQuAD-en questions, each giving 2 grounded sentences (question + gold answer,
@@ -59,9 +66,6 @@ _MARKER = re.compile(
     r"\[\s*(?:passages?\s*)?(\d+(?:\s*(?:[,;]|-|\u2013)\s*\d+)*)\s*\]", re.IGNORECASE
 )
 _LEADING_MARKERS = re.compile(r"(?:\s*\[\s*(?:passages?\s*)?\d[^\]]*\])+[.!?]?\s*", re.IGNORECASE)
-# The number of a list item, at the start of a line or of a sentence the packer joined to
-# the one before: "Adjust to taste. 4. Close the lid."
-_ITEM_NUMBER = re.compile(r"(?:^|(?<=\n)|(?<=[.!?\u2026] ))[^\S\n]*+\d{1,3}[.)](?=[^\S\n])")
 _MAX_RANGE = 20  # "[1-99]" is not a real citation of 99 passages
 # keyed by the stemmed term, as `Analyzer.tokens` gives it ("twelve" -> "twelv")
 _NUMBER_WORDS = {Analyzer().tokens(w)[0]: str(n) for w, n in NUMBER_WORDS.items() if n <= 20}
@@ -221,7 +225,7 @@ def lexical_support(
     terms = _comparable(analyzer.tokens(claim), analyzer)
     if not terms:
         return 0.0
-    present = _comparable(analyzer.tokens(_ITEM_NUMBER.sub("", passage)), analyzer)
+    present = _comparable(analyzer.tokens(ITEM_NUMBER.sub("", passage)), analyzer)
     asked = _comparable(analyzer.tokens(question), analyzer)
     weights = {t: QUESTION_TERM_WEIGHT if t in asked else 1.0 for t in terms}
     return sum(w for t, w in weights.items() if t in present) / sum(weights.values())

@@ -236,6 +236,9 @@ _CLOSERS = "\"'\u201d\u2019)\\]\u00bb"
 # followed by a sentence start fails once, not once per character (60 KB of dots took 36 s).
 # What opens a list item: a bullet, or a number and "." or ")" ("- ", "2. ", "3) ").
 LIST_MARKER = r"(?:[-*+\u2022]|\d{1,3}[.)])"
+# The number of a list item, at the start of a line or of a sentence the packer joined to
+# the one before: "Adjust to taste. 4. Close the lid." It is no amount a text states.
+ITEM_NUMBER = re.compile(r"(?:^|(?<=\n)|(?<=[.!?\u2026] ))[^\S\n]*+\d{1,3}[.)](?=[^\S\n])")
 _SENTENCE_BREAK = re.compile(
     rf"(?<![.!?…])(?P<stop>[.!?…]++)[{_CLOSERS}]*+\s++(?=\S)"  # Latin: stop, closers, space
     "|(?<![\u3002\uff01\uff1f])[\u3002\uff01\uff1f]++"  # CJK: no space after

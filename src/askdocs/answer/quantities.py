@@ -23,7 +23,7 @@ from askdocs.answer.checks import append_marker
 from askdocs.answer.packing import Packed
 from askdocs.citations import strip_citations
 from askdocs.extractive import Sentence, coverage
-from askdocs.text import ASKING_TERMS, LIST_MARKER, NUMBER_WORDS, Analyzer
+from askdocs.text import ASKING_TERMS, ITEM_NUMBER, NUMBER_WORDS, Analyzer
 from askdocs.types import Answer, SentenceSupport
 
 _ASK = re.compile(
@@ -36,8 +36,6 @@ _SCALES = ("half", "dozen", "dozens", "hundred", "hundreds", "thousand", "thousa
 _NUMBER = re.compile(
     r"\d+(?:[.,]\d+)*|\b(?:" + "|".join([*_WORD_VALUES, *_SCALES]) + r")\b", re.IGNORECASE
 )
-# A list item's own number ("3. Add the coffee") is not an amount.
-_ITEM_NUMBER = re.compile(r"^[^\S\n]*" + LIST_MARKER + r"\s", re.MULTILINE)
 ASK_COVERAGE = 2 / 3  # of an ask's words, in the sentence that gives its amount
 
 
@@ -50,9 +48,10 @@ def asks(question: str) -> list[str]:
 
 
 def numbers(text: str) -> set[str]:
-    """The amounts `text` states, digits without separators, number words as digits."""
+    """The amounts `text` states, digits without separators, number words as digits; a list
+    item's own number ("3. Add the coffee") is none."""
     out = set()
-    for match in _NUMBER.finditer(_ITEM_NUMBER.sub(" ", text)):
+    for match in _NUMBER.finditer(ITEM_NUMBER.sub(" ", text)):
         said = match.group().lower()
         out.add(_WORD_VALUES.get(said, said.replace(",", "") if said[0].isdigit() else said))
     return out
