@@ -229,9 +229,20 @@ def vectors_of(
     for i, item in enumerate(items):
         if item.vector is not None:
             out[i] = item.vector
-    for start in range(0, len(todo), ITEM_BATCH):
-        batch = todo[start : start + ITEM_BATCH]
-        out[batch] = embedder.embed([items[i].text for i in batch], truncate=True)
+    if todo:
+        out[todo] = in_batches([items[i].text for i in todo], embedder.embed, progress)
+    return out
+
+
+def in_batches(
+    texts: Sequence[str], embed: Callable[..., np.ndarray],
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:  # fmt: skip
+    """`embed(texts, truncate=True)`, `ITEM_BATCH` texts at a time, `progress(n)` after each."""
+    parts = []
+    for start in range(0, len(texts), ITEM_BATCH):
+        batch = list(texts[start : start + ITEM_BATCH])
+        parts.append(embed(batch, truncate=True))
         if progress:
             progress(len(batch))
-    return out
+    return np.concatenate(parts) if parts else embed([], truncate=True)

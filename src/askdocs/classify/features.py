@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from askdocs.embeddings import ITEM_BATCH, Embedder, vectors_of
+from askdocs.embeddings import Embedder, in_batches, vectors_of
 from askdocs.errors import ConfigError
 from askdocs.types import Item
 
@@ -51,10 +51,4 @@ def features_of(
             "this classifier reads layer vectors, which the embedder does not give (only the "
             "local MiniLM does; a remote one gives sentence vectors): train one with it instead"
         )
-    parts = []
-    for start in range(0, len(items), ITEM_BATCH):
-        batch = [item.text for item in items[start : start + ITEM_BATCH]]
-        parts.append(embedder.layer_vectors(batch, truncate=True))
-        if progress:
-            progress(len(batch))
-    return np.concatenate(parts) if parts else embedder.layer_vectors([])
+    return in_batches([item.text for item in items], embedder.layer_vectors, progress)
