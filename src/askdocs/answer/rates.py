@@ -59,7 +59,7 @@ def per_asked(phrase: str, sentence: str, question: str) -> str | None:
 def rated(answer: Answer, packed: Packed, question: str) -> Answer:
     """A one-phrase answer given per what the question asks (see the module docstring); else
     `answer` as it is."""
-    if not answer.answered or len(answer.sentences) != 1 or " per " not in f" {question.lower()} ":
+    if not answer.answered or len(answer.sentences) != 1 or _PER.search(question) is None:
         return answer
     only = answer.sentences[0]
     sentence = supporting_sentence(only, packed) if only.supported else None
