@@ -229,13 +229,19 @@ def test_a_question_asking_where_is_answered_without_digits(kb: KnowledgeBase) -
     LlamaGrammar.from_string(where, verbose=False)
 
 
+def one_document_kb(make_kb: MakeKb, path: str, text: str, title: str, kind: str) -> KnowledgeBase:
+    """A new store holding one document."""
+    kb = make_kb()
+    kb.ingest_documents([Document(path, text, title, kind)])
+    return kb
+
+
 def test_a_yes_that_a_cited_passage_denies_is_not_supported(make_kb: MakeKb) -> None:
     notes = (
         "Notes on photosynthesis\n\nWater molecules are split in the light reactions. All the "
         "oxygen given off by a plant comes from water, not from carbon dioxide.\n"
     )
-    kb = make_kb()
-    kb.ingest_documents([Document("/home/photo.md", notes, "Notes on photosynthesis", "md")])
+    kb = one_document_kb(make_kb, "/home/photo.md", notes, "Notes on photosynthesis", "md")
     question = "Does the oxygen plants give off come from carbon dioxide?"
     generator = FakeGenerator(["Yes, the oxygen plants give off comes from carbon dioxide [1]."])
     answer = list(stream_answer(kb, generator, question, style="full"))[-1].answer
@@ -260,8 +266,7 @@ MANUAL = (
 def test_a_refused_full_answer_is_quoted_when_the_documents_use_every_missing_word(
     make_kb: MakeKb,
 ) -> None:
-    kb = make_kb()
-    kb.ingest_documents([Document("/home/coffee.txt", MANUAL, "Coffee maker manual", "txt")])
+    kb = one_document_kb(make_kb, "/home/coffee.txt", MANUAL, "Coffee maker manual", "txt")
     refusing = FakeGenerator(["The passages do not contain the answer. [1]"])
     stove = ask_full(kb, refusing, "Can I heat the carafe on the stove?")
     assert stove.answered and stove.mode == "extractive" and "never on a stove" in stove.text
@@ -282,8 +287,7 @@ HTTPS = (
 
 
 def test_a_sentence_cut_short_of_what_is_asked_is_given_whole(make_kb: MakeKb) -> None:
-    kb = make_kb()
-    kb.ingest_documents([Document("/home/https.html", HTTPS, "How HTTPS works", "html")])
+    kb = one_document_kb(make_kb, "/home/https.html", HTTPS, "How HTTPS works", "html")
     cut = FakeGenerator(
         ["The padlock only means the connection to that domain is private and authenticated [1]."]
     )
@@ -309,8 +313,7 @@ PRESS = (
 
 
 def test_each_how_many_of_a_question_gets_its_number(make_kb: MakeKb) -> None:
-    kb = make_kb()
-    kb.ingest_documents([Document("/home/press.txt", PRESS, "The printing press", "txt")])
+    kb = one_document_kb(make_kb, "/home/press.txt", PRESS, "The printing press", "txt")
     question = "How many copies of the Gutenberg Bible were printed, and how many survive?"
     vague = FakeGenerator(["About 180 copies were printed, and some survive today [1]."])
     answer = ask_full(kb, vague, question)
@@ -331,8 +334,7 @@ def test_each_how_many_of_a_question_gets_its_number(make_kb: MakeKb) -> None:
 
 
 def test_a_list_items_number_does_not_support_a_number_in_the_answer(make_kb: MakeKb) -> None:
-    kb = make_kb()
-    kb.ingest_documents([Document("/home/coffee.txt", STEPS, "Coffee maker manual", "txt")])
+    kb = one_document_kb(make_kb, "/home/coffee.txt", STEPS, "Coffee maker manual", "txt")
     invented = FakeGenerator(["4 cups [1]"])
     answer = ask_short(kb, invented, "How many cups does the carafe hold?")
     assert not answer.sentences or not answer.sentences[0].supported
@@ -362,8 +364,7 @@ DOSE = (
 
 
 def test_an_amount_per_something_else_is_given_per_what_was_asked(make_kb: MakeKb) -> None:
-    kb = make_kb()
-    kb.ingest_documents([Document("/home/coffee.txt", DOSE, "Coffee maker manual", "txt")])
+    kb = one_document_kb(make_kb, "/home/coffee.txt", DOSE, "Coffee maker manual", "txt")
     per_litre = FakeGenerator(["55 to 60 grams [1]"])
     answer = ask_short(kb, per_litre, "How much coffee should I use per cup?")
     assert answer.answered
