@@ -18,6 +18,7 @@ from askdocs.kb import KnowledgeBase
 from askdocs.migrate import MigrationFailed, checksum, migrate
 from askdocs.retrieval import Filters
 from askdocs.store import open_store
+from askdocs.store.pgschema import SCHEMA_VERSION
 from askdocs.testing import FakeEmbedder
 from tests.conftest import MakeKb
 from tests.test_concurrency import environment, finish, report_of, write_notes
@@ -252,7 +253,6 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(
     import psycopg
 
     from askdocs.errors import IndexMismatch
-    from askdocs.store.postgres import SCHEMA_VERSION
 
     url = make_pg_url()
     kb = make_kb(url)
@@ -295,7 +295,47 @@ def test_a_store_of_schema_2_gains_tags_and_annotations(
     assert kb.status().tags == {"topic": 1}
     with psycopg.connect(url, autocommit=True) as conn:
         version = conn.execute("SELECT value FROM askdocs_meta WHERE key = 'schema_version'")
-        assert version.fetchone()[0] == "3"
+        assert version.fetchone()[0] == str(SCHEMA_VERSION)
+
+
+def test_a_store_of_schema_3_gains_impact_ordered_postings(
+    make_kb: MakeKb,
+    make_pg_url: MakeUrl,
+    docs_dir: Path,
+    fake_embedder: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import psycopg
+
+    from askdocs.store import pg_keyword
+
+    url = make_pg_url()
+    kb = make_kb(url, embedder=fake_embedder)
+    kb.ingest([docs_dir])
+    queries = ["tides moon", "espresso machine descale water"]
+    before = [[(h.chunk_id, h.score) for h in kb.search(q, mode="keyword")] for q in queries]
+    kb.close()
+    with psycopg.connect(url, autocommit=True) as conn:  # as schema 3 left the postings
+        conn.execute("ALTER TABLE askdocs_postings DROP COLUMN impact")
+        conn.execute("DROP INDEX askdocs_postings_chunk")
+        conn.execute("CREATE INDEX askdocs_postings_term ON askdocs_postings (term) "
+                     "INCLUDE (chunk_id, tf, dl)")  # fmt: skip
+        conn.execute("CREATE INDEX askdocs_postings_chunk ON askdocs_postings (chunk_id)")
+        conn.execute("UPDATE askdocs_meta SET value = '3' WHERE key = 'schema_version'")
+    kb = make_kb(url, embedder=fake_embedder)
+    monkeypatch.setattr(pg_keyword, "EXACT_POSTINGS", 0)  # the plan that reads the impacts
+    after = [[(h.chunk_id, h.score) for h in kb.search(q, mode="keyword")] for q in queries]
+    assert after == before and all(before)
+    kb.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        chunks, tokens = conn.execute("SELECT chunks, tokens FROM askdocs_stats").fetchone()
+        rows = conn.execute("SELECT tf, dl, impact FROM askdocs_postings").fetchall()
+        version = conn.execute("SELECT value FROM askdocs_meta WHERE key = 'schema_version'")
+        assert version.fetchone()[0] == str(SCHEMA_VERSION)
+    assert rows and all(
+        impact == pytest.approx(pg_keyword.impact(tf, dl, tokens / chunks), rel=1e-6)
+        for tf, dl, impact in rows
+    )
 
 
 def test_tags_and_annotations_move_with_the_store_both_ways(

@@ -2,12 +2,15 @@
 
 Opening a store runs the migrations past the version it records (`askdocs_meta`), in one
 transaction; an askdocs older than a store's version refuses to open it ("upgrade askdocs").
+Migration 4 rewrites the postings table, which takes a while on a large store (MIGRATION_4).
 `{dim}`, `{m}` and `{ef}` are the embedding dimension and pgvector's HNSW parameters.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+from askdocs.text import BM25_B, BM25_K1
+
+SCHEMA_VERSION = 4
 
 # Each entry takes the schema from the version before it to its own number.
 MIGRATIONS: dict[int, str] = {
@@ -65,5 +68,25 @@ CREATE TABLE askdocs_tags (
 );
 CREATE INDEX askdocs_tags_key_value ON askdocs_tags (key, value) INCLUDE (document_id);
 CREATE TABLE askdocs_annotations (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+""",
+    # Each posting's BM25 impact (`pg_keyword.impact`, at the mean length of its writing), and
+    # the term index ordered by it: a query of common terms reads the strongest postings of
+    # each instead of all of them. The (chunk, term) index scores the chosen chunks exactly.
+    4: f"""
+CREATE TABLE askdocs_postings_4 (
+    term TEXT NOT NULL, chunk_id BIGINT NOT NULL, tf INTEGER NOT NULL, dl INTEGER NOT NULL,
+    impact REAL NOT NULL
+);
+INSERT INTO askdocs_postings_4
+    SELECT p.term, p.chunk_id, p.tf, p.dl,
+        p.tf / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.dl / s.avgdl))
+    FROM askdocs_postings p,
+        (SELECT GREATEST(tokens, 1)::float8 / GREATEST(chunks, 1) AS avgdl FROM askdocs_stats) s;
+DROP TABLE askdocs_postings;
+ALTER TABLE askdocs_postings_4 RENAME TO askdocs_postings;
+CREATE INDEX askdocs_postings_term ON askdocs_postings (term, impact DESC)
+    INCLUDE (chunk_id, tf, dl);
+CREATE INDEX askdocs_postings_chunk ON askdocs_postings (chunk_id, term) INCLUDE (tf, dl);
+ANALYZE askdocs_postings;
 """,
 }
