@@ -2,10 +2,15 @@
 
 Hybrid search asks each retriever for `depth` candidates and fuses them (RRF or a convex
 combination of normalised scores). Every hit carries each retriever's score and rank, so a
-caller can see why it ranks where it does.
+caller can see why it ranks where it does. Its keyword search runs on a worker thread while
+the query is embedded and searched by meaning: on PostgreSQL the two queries run at once in
+two server processes; the embedded store serialises its searches, and the embedding still
+overlaps the keyword search.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -20,6 +25,7 @@ __all__ = ["FUSIONS", "MODES", "Filters", "retrieve"]
 
 MODES = ("dense", "keyword", "hybrid")
 FUSIONS = ("rrf", "convex")
+_KEYWORD_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="askdocs-keyword")
 
 
 def retrieve(
@@ -43,11 +49,18 @@ def retrieve(
         return []
     depth = k if mode != "hybrid" else max(k, settings.depth)
     rankings: dict[str, Ranking] = {}
-    if mode in ("dense", "hybrid"):
+    if mode == "keyword":
+        rankings["keyword"] = store.search_keyword(query, depth, filters)
+    else:
+        keyword = (
+            _KEYWORD_THREADS.submit(store.search_keyword, query, depth, filters)
+            if mode == "hybrid"
+            else None
+        )
         vector = embedder.embed([query], truncate=True)[0]
         rankings["dense"] = store.search_dense(vector, depth, filters)
-    if mode in ("keyword", "hybrid"):
-        rankings["keyword"] = store.search_keyword(query, depth, filters)
+        if keyword is not None:
+            rankings["keyword"] = keyword.result()
     ids, scores = _combine(rankings, mode, settings)
     return _hits(store, ids[:k], scores[:k], rankings)
 
