@@ -14,8 +14,11 @@ Then, with the embedded synthetic store of the same size from `run.py`'s cache (
 missing; its HNSW graph is the one `run.py --vectors ...` installed last), interleaved query
 by query: p50/p95 of `KnowledgeBase.search` per mode (query embedding included) for
 `run.py`'s 300 queries, and hybrid search filtered by a path glob (1,000 documents) and by
-kind (10%). Recall@10 of pgvector's HNSW against exact search over the same vectors, for
-200 SciFact query embeddings, at the store's ef_search (192) and higher.
+kind (10%). Keyword search's two plans on PostgreSQL (`store/pg_keyword.py`), the first 100
+queries at the hybrid depth (k = 100): every posting summed against the impact-ordered plan
+the store uses at this size, p50/p95 and how many of the exact top 10 and top 100 the
+impact-ordered plan returns. Recall@10 of pgvector's HNSW against exact search over the same
+vectors, for 200 SciFact query embeddings, at the store's ef_search (192) and higher.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from askdocs.embeddings import load_embedder
 from askdocs.evaluate import BeirDataset, eval_settings, latency_summary, load_beir
 from askdocs.kb import KnowledgeBase, embedder_spec
 from askdocs.retrieval import Filters
+from askdocs.store import pg_keyword
 from askdocs.store.postgres import HNSW_EF_CONSTRUCTION, HNSW_M, PostgresStore
 
 EF_VALUES = (192, 400, 800)
@@ -129,6 +133,33 @@ def hnsw_recall(
     return float(np.mean(hits)) / run.K, latency_summary(seconds)
 
 
+def keyword_plans(store: PostgresStore, queries: list[str], k: int = 100) -> list[tuple]:
+    """Per plan: p50 and p95 ms, and the share of the exact plan's top 10 and top `k` found."""
+    found: dict[str, list[list[int]]] = {"exact": [], "impact-ordered": []}
+    seconds: dict[str, list[float]] = {"exact": [], "impact-ordered": []}
+    default = pg_keyword.EXACT_POSTINGS
+    try:
+        for query in queries:
+            for plan in found:
+                pg_keyword.EXACT_POSTINGS = 10**12 if plan == "exact" else default
+                begin = time.perf_counter()
+                ids, _ = store.search_keyword(query, k)
+                seconds[plan].append(time.perf_counter() - begin)
+                found[plan].append(ids.tolist())
+    finally:
+        pg_keyword.EXACT_POSTINGS = default
+    rows = []
+    for plan, lists in found.items():
+        summary = latency_summary(seconds[plan])
+        shares = [
+            [len(set(got[:depth]) & set(truth[:depth])) / max(1, len(truth[:depth]))
+             for got, truth in zip(lists, found["exact"], strict=True)]
+            for depth in (10, k)
+        ]  # fmt: skip
+        rows.append((plan, summary["p50_ms"], summary["p95_ms"], *map(np.mean, shares)))
+    return rows
+
+
 def shaped_vectors(data: Path, cache: Path) -> tuple[BeirDataset, run.Vectors]:
     """SciFact, and vectors shaped like the chunk embeddings of its store (`run.py`)."""
     scifact = load_beir(data / "scifact")
@@ -196,6 +227,10 @@ def main() -> None:
             rows.append((name, label or mode, summary["p50_ms"], summary["p95_ms"], len(seconds)))
     for kb in kbs.values():
         kb.close()
+    with PostgresStore(
+        url, embedder_id=embedder_id, dim=run.DIM, settings=settings.index, create=False
+    ) as store:
+        plans = keyword_plans(store, queries[:100])
     query_vectors = embedder.embed(list(scifact.queries.values())[:200], truncate=True)
     recalls = recall(url, shaped, args.n, query_vectors)
     server.cleanup()
@@ -210,6 +245,11 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     for name, mode, p50, p95, count in rows:
         print(f"| {name} | {mode} | {p50:.1f} | {p95:.1f} | {p50 / base[mode]:.2f}x | {count} |")
+    print("\n| PostgreSQL keyword plan (k = 100) | p50 ms | p95 ms | exact top 10 found "
+          "| exact top 100 found |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|")
+    for plan, p50, p95, top10, top100 in plans:
+        print(f"| {plan} | {p50:.1f} | {p95:.1f} | {top10:.3f} | {top100:.3f} |")
     print(f"\n| pgvector HNSW ef_search | recall@{run.K} | p50 ms | p95 ms |")
     print("|---:|---:|---:|---:|")
     for ef, value, p50, p95 in recalls:
