@@ -99,13 +99,15 @@ def test_a_rare_term_is_read_whole_however_common_its_companions(
     assert holding and [i for i, _ in shallow][: len(holding)] == holding
 
 
-def test_the_impact_ordered_plan_keeps_to_the_filter(
+def test_a_narrow_filter_is_scored_exactly_and_a_wide_one_kept_to(
     zipf_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     odd = Filters(path_glob="/docs/odd/*")
     exact = _search(zipf_store, monkeypatch, "w0x w3x", 10, plan="exact", filters=odd)
-    ordered = _search(zipf_store, monkeypatch, "w0x w3x", 10, plan="impact", filters=odd)
-    shallow = _search(zipf_store, monkeypatch, "w0x w3x", 10, plan="impact", depth=12, filters=odd)
-    paths = {i: r.paths[0] for i, r in zipf_store.records([i for i, _ in shallow]).items()}
-    assert len(exact) == 10 and [i for i, _ in ordered] == [i for i, _ in exact]
-    assert shallow and all(paths[i].startswith("/docs/odd/") for i, _ in shallow)
+    narrow = _search(zipf_store, monkeypatch, "w0x w3x", 10, plan="impact", depth=12, filters=odd)
+    monkeypatch.setattr(pg_keyword, "FILTERED_CHUNKS", 10)  # fewer than the odd documents hold
+    wide = _search(zipf_store, monkeypatch, "w0x w3x", 10, plan="impact", depth=12, filters=odd)
+    paths = {i: r.paths[0] for i, r in zipf_store.records([i for i, _ in wide]).items()}
+    assert len(exact) == 10 and [i for i, _ in narrow] == [i for i, _ in exact]
+    assert [s for _, s in narrow] == pytest.approx([s for _, s in exact], rel=1e-9)
+    assert len(wide) == 10 and all(paths[i].startswith("/docs/odd/") for i, _ in wide)

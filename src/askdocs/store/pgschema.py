@@ -2,7 +2,8 @@
 
 Opening a store runs the migrations past the version it records (`askdocs_meta`), in one
 transaction; an askdocs older than a store's version refuses to open it ("upgrade askdocs").
-Migration 4 rewrites the postings table, which takes a while on a large store (MIGRATION_4).
+Migration 4 rewrites the postings table: 253 s for a million chunks (44.5 million postings)
+on 2 cores shared with an index build.
 `{dim}`, `{m}` and `{ef}` are the embedding dimension and pgvector's HNSW parameters.
 """
 

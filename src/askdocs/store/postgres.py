@@ -190,6 +190,10 @@ class PostgresStore:
                         "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                         (str(number),),
                     )
+            if 0 < version < 4:
+                # The rewritten postings are read by index-only scans, which visit the table
+                # itself until a vacuum marks its pages all-visible (autovacuum comes later).
+                conn.execute("VACUUM (ANALYZE) askdocs_postings")
         meta = dict(conn.execute("SELECT key, value FROM askdocs_meta").fetchall())
         if meta["embedder"] != embedder_id or int(meta["dim"]) != dim:
             raise IndexMismatch(
@@ -487,11 +491,7 @@ class PostgresStore:
         where, args = tags.postgres_where(filters)
         with self._cursor() as cur:
             if self.ranking == "bm25":
-                allowed = (
-                    " AND p.chunk_id IN (SELECT ch.id FROM askdocs_chunks ch WHERE TRUE"
-                    + where + ")" if where else ""
-                )  # fmt: skip
-                return _ranking(pg_keyword.search(cur, counts, k, allowed, args))
+                return _ranking(pg_keyword.search(cur, counts, k, where, args))
             sql = (
                 "SELECT ch.id, ts_rank_cd(ch.terms, %(q)s::tsquery) AS score "
                 "FROM askdocs_chunks ch WHERE ch.terms @@ %(q)s::tsquery" + where +
