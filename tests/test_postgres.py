@@ -330,6 +330,10 @@ def test_a_store_of_schema_3_gains_impact_ordered_postings(
     with psycopg.connect(url, autocommit=True) as conn:
         chunks, tokens = conn.execute("SELECT chunks, tokens FROM askdocs_stats").fetchone()
         rows = conn.execute("SELECT tf, dl, impact FROM askdocs_postings").fetchall()
+        content_index = conn.execute(  # schema 5: a filter's chunk ids from the index alone
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'askdocs_chunks_content'"
+        ).fetchone()[0]
+        assert content_index.endswith("(content_id) INCLUDE (id)")
         version = conn.execute("SELECT value FROM askdocs_meta WHERE key = 'schema_version'")
         assert version.fetchone()[0] == str(SCHEMA_VERSION)
     assert rows and all(

@@ -112,7 +112,11 @@ def search(
         "depth": DEPTH,
         "rescored": max(RESCORED, 3 * k),
     }
-    allowed = f" AND p.chunk_id IN (SELECT ch.id FROM askdocs_chunks ch WHERE TRUE{where})"
+    # "IS TRUE" keeps the filter a hashed subplan, built once: as a semi-join the planner
+    # looks each posting's chunk up on its own (42,000 lookups, 5 s, for a 10% filter).
+    allowed = (
+        f" AND (p.chunk_id IN (SELECT ch.id FROM askdocs_chunks ch WHERE TRUE{where})) IS TRUE"
+    )
     if sum(found.values()) <= EXACT_POSTINGS or k > DEPTH:
         return cur.execute(_EXACT.format(allowed=allowed if where else ""), params).fetchall()
     if where:
