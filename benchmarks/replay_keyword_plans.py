@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from askdocs.text import BM25_B, BM25_K1, Analyzer
+from askdocs.store import pg_keyword
+from askdocs.text import BM25_K1, Analyzer
 
 CACHE = Path.home() / ".cache/askdocs-bench"
 URL = f"postgresql://postgres:@/synthetic1000000?host={CACHE / 'pgdata'}"
@@ -70,7 +71,7 @@ def replay(data: dict, counts: dict[str, int], depth: int, rescored: int) -> tup
             continue
         idf = w * math.log(1 + (n - len(rows) + 0.5) / (len(rows) + 0.5))
         tf, dl, ids = rows[:, 1], rows[:, 2], rows[:, 0].astype(np.int64)
-        scores = idf * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / avgdl))
+        scores = idf * (BM25_K1 + 1) * pg_keyword.impact(tf, dl, avgdl)
         np.add.at(exact, ids, scores)
         np.add.at(partial, ids[:depth], scores[:depth])
     chosen = top(partial, max(rescored, 3 * K))

@@ -86,14 +86,21 @@ def impact(tf: int, dl: int, avgdl: float) -> float:
     return tf / (tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / avgdl))
 
 
+def statistics(cur: psycopg.Cursor[Any]) -> tuple[int, float | None]:
+    """The stored chunks' count and their mean length in terms (None while there are none)."""
+    chunks, tokens = cur.execute("SELECT chunks, tokens FROM askdocs_stats").fetchone()
+    return chunks, (tokens / chunks if chunks > 0 and tokens > 0 else None)
+
+
 def search(
     cur: psycopg.Cursor[Any], counts: Counter[str], k: int, where: str, args: dict[str, Any]
 ) -> list[tuple[int, float]]:
     """The top `k` (chunk id, score) rows for the query terms `counts`; `where` is an SQL
     condition on `ch` (a chunk; "" for none) over `args`. The plan is chosen by the terms'
     postings and the filter's chunks (the module's docstring)."""
-    chunks, tokens = cur.execute("SELECT chunks, tokens FROM askdocs_stats").fetchone()
-    n, avgdl = float(chunks), max(float(tokens), 1.0) / max(float(chunks), 1.0)
+    n, avgdl = statistics(cur)
+    if avgdl is None:  # no chunk holds a term
+        return []
     found = dict(
         cur.execute(
             "SELECT term, df FROM askdocs_terms WHERE term = ANY(%s)", (list(counts),)
@@ -116,9 +123,11 @@ def search(
     # looks each posting's chunk up on its own (42,000 lookups, 5 s, for a 10% filter).
     allowed = (
         f" AND (p.chunk_id IN (SELECT ch.id FROM askdocs_chunks ch WHERE TRUE{where})) IS TRUE"
+        if where
+        else ""
     )
     if sum(found.values()) <= EXACT_POSTINGS or k > DEPTH:
-        return cur.execute(_EXACT.format(allowed=allowed if where else ""), params).fetchall()
+        return cur.execute(_EXACT.format(allowed=allowed), params).fetchall()
     if where:
         ids = cur.execute(
             f"SELECT ch.id FROM askdocs_chunks ch WHERE TRUE{where} LIMIT {FILTERED_CHUNKS + 1}",
@@ -127,4 +136,4 @@ def search(
         if len(ids) <= FILTERED_CHUNKS:
             params["ids"] = [i for (i,) in ids]
             return cur.execute(_FILTERED, params).fetchall()
-    return cur.execute(_IMPACT_ORDERED.format(allowed=allowed if where else ""), params).fetchall()
+    return cur.execute(_IMPACT_ORDERED.format(allowed=allowed), params).fetchall()

@@ -350,19 +350,13 @@ class PostgresStore:
             ids.append(cur.fetchone()[0])
             if not cur.nextset():
                 break
-        avgdl = self._average_length(cur) or tokens_total / max(len(rows), 1)
+        avgdl = pg_keyword.statistics(cur)[1] or tokens_total / max(len(rows), 1)
         with cur.copy("COPY askdocs_postings (term, chunk_id, tf, dl, impact) FROM STDIN") as copy:
             for chunk_id, (tf, dl) in zip(ids, counts, strict=True):
                 for term, n in tf.items():
                     copy.write_row((term, chunk_id, n, dl, pg_keyword.impact(n, dl, avgdl)))
         self._count(cur, df, len(rows), tokens_total)
         return content_id
-
-    @staticmethod
-    def _average_length(cur: psycopg.Cursor[Any]) -> float | None:
-        """The stored chunks' mean length in terms, None while there are none."""
-        chunks, tokens = cur.execute("SELECT chunks, tokens FROM askdocs_stats").fetchone()
-        return tokens / chunks if chunks > 0 and tokens > 0 else None
 
     @staticmethod
     def _count(cur: psycopg.Cursor[Any], df: Counter[str], chunks: int, tokens: int) -> None:
