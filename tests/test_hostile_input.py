@@ -67,7 +67,7 @@ def test_adversarial_runs_are_read_and_chunked_in_linear_time(tmp_path: Path, na
 
 def test_markdown_headings_keep_their_text_and_closing_sequences() -> None:
     doc_text = "# Title ##\n\n## Setup\t\n\n### C# tips\n\n#### ##\n"
-    from askdocs.readers import _markdown_headings
+    from askdocs.readers.markdown import _markdown_headings
 
     headings = [h.text for h in _markdown_headings(doc_text, 0)]
     assert headings == ["Title", "Setup", "C# tips"]  # "#### ##" is an empty heading
