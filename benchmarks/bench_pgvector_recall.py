@@ -2,6 +2,7 @@
 PostgreSQL store's m / ef_construction / ef_search would have to be for recall@10 >= 0.95.
 
     python benchmarks/bench_pgvector_recall.py [--n 100000] [--graphs 16:64,32:128]
+        [--vectors shaped|real]
 
 A bare table (id, embedding vector(384)) in PostgreSQL 16 + pgvector 0.6 from the pgserver
 wheel, filled with `run.py`'s MiniLM-shaped vectors (those `bench_postgres_scale.py` stores:
@@ -9,15 +10,25 @@ the mean and covariance of the SciFact chunk embeddings, without their clusters)
 graph the HNSW index is built as that benchmark builds it (one parallel worker per spare
 core, 8 GB maintenance memory) and timed; then recall@10 against exact search, and the
 single-query p50/p95, for 200 SciFact query embeddings at each ef_search.
+
+`--vectors real` fills the table with real MiniLM embeddings instead, the same number of
+them: every distinct sentence of five words or more in the shared data (SciFact, CLAPnq,
+2WikiMultihopQA, XQuAD, AG News, rotten tomatoes; about 85,000), embedded once and cached,
+in a seeded random order. Same queries, same graphs: the fair comparison for the shaped
+vectors at the sizes real text reaches here.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
+import re
 import time
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import run
 from bench_postgres import database
@@ -29,24 +40,88 @@ from askdocs import config
 from askdocs.embeddings import load_embedder
 
 EF_VALUES = (100, 200, 400, 800)
-_COPY = "COPY shaped (id, embedding) FROM STDIN WITH (FORMAT BINARY)"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # fixed-width lookbehind: linear
+MIN_WORDS = 5
 
 
-def fill(url: str, vectors: run.Vectors, n: int) -> None:
-    """The table holds exactly the first `n` vectors (ids 1..n), written once."""
+def shared_texts(data: Path) -> list[str]:
+    """Every passage, abstract, article and review in the shared data."""
+    texts = []
+    for corpus in (data / "scifact" / "corpus.jsonl", data / "clapnq_dev" / "corpus.jsonl"):
+        with corpus.open(encoding="utf-8") as f:
+            texts += [json.loads(line)["text"] for line in f]
+    for squad in (
+        data / "2wikimultihopqa_dev500" / "2wikimultihopqa_dev500.squad.json",
+        data / "xquad_en" / "xquad.en.json",
+    ):
+        articles = json.loads(squad.read_text(encoding="utf-8"))["data"]
+        texts += [p["context"] for a in articles for p in a["paragraphs"]]
+    with (data / "ag_news_test" / "test.csv").open(encoding="utf-8", newline="") as f:
+        texts += [row[2] for row in csv.reader(f)]
+    for side in ("pos", "neg"):
+        reviews = data / "rotten_tomatoes_mr" / f"rt-polarity.{side}"
+        texts += reviews.read_text(encoding="latin-1").splitlines()
+    return texts
+
+
+def real_vectors(data: Path, cache: Path) -> run.StoredVectors:
+    """MiniLM embeddings of the shared data's distinct sentences, seeded order, cached."""
+    path = cache / "real-sentences.npy"
+    if not path.exists():
+        sentences = sorted(
+            {
+                s.strip()
+                for text in shared_texts(data)
+                for s in _SENTENCE_END.split(text)
+                if len(s.split()) >= MIN_WORDS
+            }
+        )
+        order = np.random.default_rng(run.SEED).permutation(len(sentences))
+        embedder = load_embedder(config.load().embedding)
+        run.say(f"embedding {len(sentences):,} sentences of the shared data")
+        start = time.perf_counter()
+        vectors = embedder.embed([sentences[i] for i in order], truncate=True)
+        run.say(f"embedded in {time.perf_counter() - start:.0f} s")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+    return run.StoredVectors("real MiniLM sentences", np.load(path))
+
+
+def contrast(vectors: run.VectorSource, n: int, queries: np.ndarray) -> dict[str, float]:
+    """Medians over the queries: the cosine to the 1st, 10th and 100th neighbour and to the
+    average vector, and the relative contrast (mean distance over the 10th neighbour's), the
+    measure of how far a query's neighbours stand out; streamed over the vectors."""
+    total = np.zeros(len(queries))
+    top = np.zeros((len(queries), 0), dtype=np.float32)
+    for _, batch in vectors.batches(n):
+        sims = queries @ batch.T
+        total += sims.sum(axis=1)
+        top = -np.sort(-np.concatenate([top, sims], axis=1), axis=1)[:, :100]
+    mean = total / n
+    return {
+        "1st": float(np.median(top[:, 0])),
+        "10th": float(np.median(top[:, 9])),
+        "100th": float(np.median(top[:, 99])),
+        "mean": float(np.median(mean)),
+        "contrast": float(np.median((1 - mean) / (1 - top[:, 9]))),
+    }
+
+
+def fill(url: str, vectors: run.VectorSource, n: int, table: str) -> None:
+    """`table` holds exactly the first `n` vectors (ids 1..n), written once."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         register_vector(conn)
         columns = f"id bigint PRIMARY KEY, embedding vector({run.DIM})"
-        conn.execute(f"CREATE TABLE IF NOT EXISTS shaped ({columns})")
-        if conn.execute("SELECT COUNT(*) FROM shaped").fetchone()[0] == n:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+        if conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == n:
             return
-        conn.execute("TRUNCATE shaped")
+        conn.execute(f"TRUNCATE {table}")
         start = time.perf_counter()
         with conn.cursor() as cur:
             for ids, batch in vectors.batches(n):
                 with cur.copy(
-                    "COPY shaped (id, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                    f"COPY {table} (id, embedding) FROM STDIN WITH (FORMAT BINARY)"
                 ) as copy:
                     copy.set_types(["int8", "vector"])
                     for i, vector in zip(ids.tolist(), batch, strict=True):
@@ -54,15 +129,15 @@ def fill(url: str, vectors: run.Vectors, n: int) -> None:
         run.say(f"{n:,} vectors written in {time.perf_counter() - start:.0f} s")
 
 
-def build(url: str, m: int, ef_construction: int) -> float:
+def build(url: str, table: str, m: int, ef_construction: int) -> float:
     workers = max(1, (os.cpu_count() or 2) - 1)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP INDEX IF EXISTS shaped_hnsw")
+        conn.execute(f"DROP INDEX IF EXISTS {table}_hnsw")
         conn.execute("SET maintenance_work_mem = '8GB'")
         conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
         start = time.perf_counter()
         conn.execute(
-            "CREATE INDEX shaped_hnsw ON shaped USING hnsw (embedding vector_cosine_ops) "
+            f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops) "
             f"WITH (m = {m}, ef_construction = {ef_construction})"
         )
         return time.perf_counter() - start
@@ -75,24 +150,35 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=run.DEFAULT_DATA, help="holds scifact/")
     parser.add_argument("--cache", type=Path, default=run.DEFAULT_CACHE)
     parser.add_argument("--pgdata", type=Path, default=run.DEFAULT_CACHE / "pgdata")
+    parser.add_argument("--vectors", choices=("shaped", "real"), default="shaped")
     args = parser.parse_args()
-    scifact, shaped = shaped_vectors(args.data, args.cache)
+    scifact, vectors = shaped_vectors(args.data, args.cache)
+    if args.vectors == "real":
+        vectors = real_vectors(args.data, args.cache)
+        if args.n > len(vectors.data):
+            raise SystemExit(f"--vectors real holds {len(vectors.data):,} vectors, not {args.n:,}")
+    table = args.vectors
     embedder = load_embedder(config.load().embedding)
     queries = embedder.embed(list(scifact.queries.values())[:200], truncate=True)
-    truth = run.exact_top_k(shaped, args.n, queries)
+    truth = run.exact_top_k(vectors, args.n, queries)
     server = start_server(args.pgdata, args.cache)
-    url = database(server.get_uri(), f"shaped{args.n}")
-    fill(url, shaped, args.n)
+    url = database(server.get_uri(), f"{table}{args.n}")
+    fill(url, vectors, args.n, table)
     rows = []
     for graph in args.graphs.split(","):
         m, ef_construction = (int(x) for x in graph.split(":"))
-        seconds = build(url, m, ef_construction)
+        seconds = build(url, table, m, ef_construction)
         run.say(f"m {m}, ef_construction {ef_construction}: built in {seconds:.0f} s")
         for ef in EF_VALUES:
-            recall, latency = hnsw_recall(url, "shaped", queries, truth, ef)
+            recall, latency = hnsw_recall(url, table, queries, truth, ef)
             rows.append((m, ef_construction, seconds, ef, recall, latency))
     server.cleanup()
-    print(f"\nCPU: {cpu_name()}; {args.n:,} MiniLM-shaped vectors; {len(queries)} queries")
+    print(f"\nCPU: {cpu_name()}; {args.n:,} {vectors.name} vectors; {len(queries)} queries")
+    c = contrast(vectors, args.n, queries)
+    print(
+        f"median cosine to the 1st / 10th / 100th neighbour {c['1st']:.3f} / {c['10th']:.3f} / "
+        f"{c['100th']:.3f}, to all {c['mean']:.3f}; relative contrast {c['contrast']:.2f}\n"
+    )
     print(f"| m | ef_construction | build s | ef_search | recall@{run.K} | p50 ms | p95 ms |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for m, efc, seconds, ef, recall, latency in rows:
