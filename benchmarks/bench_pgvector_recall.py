@@ -15,17 +15,23 @@ single-query p50/p95, for 200 SciFact query embeddings at each ef_search.
 them: every distinct sentence of five words or more in the shared data (SciFact, CLAPnq,
 2WikiMultihopQA, XQuAD, AG News, rotten tomatoes; about 85,000), embedded once and cached,
 in a seeded random order. Same queries, same graphs: the fair comparison for the shaped
-vectors at the sizes real text reaches here.
+vectors at the sizes real text reaches here. `--vectors real+python` adds the sentences of
+the docstrings of every Python module installed beside this interpreter (about 260,000
+more, so it depends on what is installed). `--queries held-out` asks with 200 sentences of
+the pool that are not in the table instead of the SciFact queries.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import json
 import os
 import re
+import sysconfig
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +48,7 @@ from askdocs.embeddings import load_embedder
 EF_VALUES = (100, 200, 400, 800)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # fixed-width lookbehind: linear
 MIN_WORDS = 5
+_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def shared_texts(data: Path) -> list[str]:
@@ -64,27 +71,51 @@ def shared_texts(data: Path) -> list[str]:
     return texts
 
 
-def real_vectors(data: Path, cache: Path) -> run.StoredVectors:
-    """MiniLM embeddings of the shared data's distinct sentences, seeded order, cached."""
-    path = cache / "real-sentences.npy"
+def docstrings(root: Path) -> Iterator[str]:
+    """The docstrings of the modules, classes and functions of every .py file under `root`."""
+    for file in sorted(root.rglob("*.py")):
+        try:
+            tree = ast.parse(file.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, _DOCUMENTED):
+                continue
+            if doc := ast.get_docstring(node):
+                paragraphs = doc.split("\n\n")
+                yield from (" ".join(p.split()) for p in paragraphs if not _doctest(p))
+
+
+def _doctest(paragraph: str) -> bool:
+    return paragraph.lstrip().startswith(">>>")
+
+
+def sentences(texts: Iterator[str] | list[str]) -> set[str]:
+    """The distinct sentences of MIN_WORDS words or more."""
+    split = (s.strip() for text in texts for s in _SENTENCE_END.split(text))
+    return {s for s in split if len(s.split()) >= MIN_WORDS}
+
+
+def real_vectors(data: Path, cache: Path, python: bool) -> run.StoredVectors:
+    """MiniLM embeddings of the shared data's distinct sentences (and, with `python`, of the
+    installed Python modules' docstrings), in a seeded order, embedded once and cached."""
+    name = "real-python-sentences" if python else "real-sentences"
+    path = cache / f"{name}.npy"
     if not path.exists():
-        sentences = sorted(
-            {
-                s.strip()
-                for text in shared_texts(data)
-                for s in _SENTENCE_END.split(text)
-                if len(s.split()) >= MIN_WORDS
-            }
-        )
-        order = np.random.default_rng(run.SEED).permutation(len(sentences))
+        pool = sentences(shared_texts(data))
+        if python:
+            pool |= sentences(docstrings(Path(sysconfig.get_paths()["stdlib"])))
+        ordered = sorted(pool)
+        order = np.random.default_rng(run.SEED).permutation(len(ordered))
         embedder = load_embedder(config.load().embedding)
-        run.say(f"embedding {len(sentences):,} sentences of the shared data")
+        run.say(f"embedding {len(ordered):,} sentences")
         start = time.perf_counter()
-        vectors = embedder.embed([sentences[i] for i in order], truncate=True)
+        vectors = embedder.embed([ordered[i] for i in order], truncate=True)
         run.say(f"embedded in {time.perf_counter() - start:.0f} s")
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
-    return run.StoredVectors("real MiniLM sentences", np.load(path))
+    label = "real MiniLM sentences" + (" (shared data + Python docstrings)" if python else "")
+    return run.StoredVectors(label, np.load(path))
 
 
 def contrast(vectors: run.VectorSource, n: int, queries: np.ndarray) -> dict[str, float]:
@@ -107,6 +138,20 @@ def contrast(vectors: run.VectorSource, n: int, queries: np.ndarray) -> dict[str
     }
 
 
+def _holds(conn: psycopg.Connection, table: str, vectors: run.VectorSource, n: int) -> bool:
+    """Whether `table`'s first and last vectors are those `vectors` gives (it was written from
+    the same source before)."""
+    first = last = None
+    for ids, batch in vectors.batches(n):
+        first = first if first is not None else (int(ids[0]), batch[0].copy())
+        last = (int(ids[-1]), batch[-1].copy())
+    for i, expected in (first, last):
+        row = conn.execute(f"SELECT embedding FROM {table} WHERE id = %s", (i,)).fetchone()
+        if row is None or not np.allclose(row[0].to_numpy(), expected):
+            return False
+    return True
+
+
 def fill(url: str, vectors: run.VectorSource, n: int, table: str) -> None:
     """`table` holds exactly the first `n` vectors (ids 1..n), written once."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -114,8 +159,10 @@ def fill(url: str, vectors: run.VectorSource, n: int, table: str) -> None:
         register_vector(conn)
         columns = f"id bigint PRIMARY KEY, embedding vector({run.DIM})"
         conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
-        if conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == n:
-            return
+        count = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        if count == n and _holds(conn, table, vectors, n):
+            return  # written from the same vectors before
+        conn.execute(f"DROP INDEX IF EXISTS {table}_hnsw")  # else every row goes through it
         conn.execute(f"TRUNCATE {table}")
         start = time.perf_counter()
         with conn.cursor() as cur:
@@ -150,16 +197,24 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=run.DEFAULT_DATA, help="holds scifact/")
     parser.add_argument("--cache", type=Path, default=run.DEFAULT_CACHE)
     parser.add_argument("--pgdata", type=Path, default=run.DEFAULT_CACHE / "pgdata")
-    parser.add_argument("--vectors", choices=("shaped", "real"), default="shaped")
+    parser.add_argument("--vectors", choices=("shaped", "real", "real+python"), default="shaped")
+    parser.add_argument("--queries", choices=("scifact", "held-out"), default="scifact")
     args = parser.parse_args()
     scifact, vectors = shaped_vectors(args.data, args.cache)
-    if args.vectors == "real":
-        vectors = real_vectors(args.data, args.cache)
-        if args.n > len(vectors.data):
-            raise SystemExit(f"--vectors real holds {len(vectors.data):,} vectors, not {args.n:,}")
-    table = args.vectors
     embedder = load_embedder(config.load().embedding)
     queries = embedder.embed(list(scifact.queries.values())[:200], truncate=True)
+    table = args.vectors.replace("+", "_")
+    if args.vectors != "shaped":
+        vectors = real_vectors(args.data, args.cache, python=args.vectors == "real+python")
+        spare = len(vectors.data) - (200 if args.queries == "held-out" else 0)
+        if args.n > spare:
+            raise SystemExit(
+                f"--vectors {args.vectors} has {spare:,} vectors to store, not {args.n:,}"
+            )
+        if args.queries == "held-out":
+            queries = vectors.data[-200:]
+    elif args.queries == "held-out":
+        raise SystemExit("--queries held-out needs real vectors")
     truth = run.exact_top_k(vectors, args.n, queries)
     server = start_server(args.pgdata, args.cache)
     url = database(server.get_uri(), f"{table}{args.n}")
@@ -173,7 +228,8 @@ def main() -> None:
             recall, latency = hnsw_recall(url, table, queries, truth, ef)
             rows.append((m, ef_construction, seconds, ef, recall, latency))
     server.cleanup()
-    print(f"\nCPU: {cpu_name()}; {args.n:,} {vectors.name} vectors; {len(queries)} queries")
+    asked = "held-out sentences" if args.queries == "held-out" else "SciFact queries"
+    print(f"\nCPU: {cpu_name()}; {args.n:,} {vectors.name} vectors; {len(queries)} {asked}")
     c = contrast(vectors, args.n, queries)
     print(
         f"median cosine to the 1st / 10th / 100th neighbour {c['1st']:.3f} / {c['10th']:.3f} / "
