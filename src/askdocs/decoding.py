@@ -7,6 +7,7 @@ hold NUL bytes are called binary, so nothing is guessed from a legacy code page.
 from __future__ import annotations
 
 import codecs
+import re
 
 from askdocs.errors import UnreadableDocument
 
@@ -66,3 +67,11 @@ def _utf16_without_bom(data: bytes) -> str | None:
 
 def normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def collapse_whitespace(text: str) -> str:
+    """Every run of whitespace as one space, none at the ends: `" a \\n\\t b " -> "a b"`."""
+    return _WHITESPACE.sub(" ", text).strip()

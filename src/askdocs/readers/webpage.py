@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from askdocs.decoding import BOMS, decode, normalise_newlines
+from askdocs.decoding import BOMS, collapse_whitespace, decode, normalise_newlines
 from askdocs.errors import UnreadableDocument
 from askdocs.limits import (
     MAX_HTML_DEPTH,
@@ -40,7 +40,6 @@ _BREAKS = {
     **dict.fromkeys(["address", "summary", "fieldset", "legend", "center", "option"], 1),
 }
 _HEADING_LEVELS = {f"h{n}": n for n in range(1, 7)}
-_WHITESPACE = re.compile(r"\s+")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
 
 
@@ -55,7 +54,7 @@ def read_html(data: bytes, path: str) -> Document:
         )  # fmt: skip
     tree = LexborHTMLParser(html)
     title_node = tree.css_first("head > title")
-    page_title = _WHITESPACE.sub(" ", title_node.text()).strip() if title_node else ""
+    page_title = collapse_whitespace(title_node.text()) if title_node else ""
     _drop_boilerplate(tree)
     text, headings = "", ()
     for root in _content_roots(tree):
@@ -224,7 +223,7 @@ class _TextBuilder:
         raw = "".join(self.line)
         self.line.clear()
         # Whitespace in <pre> is content; elsewhere it is layout.
-        text = raw.strip("\n").rstrip() if self.line_is_pre else _WHITESPACE.sub(" ", raw).strip()
+        text = raw.strip("\n").rstrip() if self.line_is_pre else collapse_whitespace(raw)
         self.line_is_pre = False
         if not text:
             return

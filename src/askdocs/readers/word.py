@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from askdocs.decoding import normalise_newlines
+from askdocs.decoding import collapse_whitespace, normalise_newlines
 from askdocs.errors import UnreadableDocument
 from askdocs.limits import (
     MAX_DOCX_PARAGRAPHS,
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from docx.table import Table
 
 
-_WHITESPACE = re.compile(r"\s+")
 _HEADING_STYLE = re.compile(r"Heading ([1-9])")
 
 
@@ -83,7 +82,7 @@ def _docx_table_text(table: Table) -> str:
             if cell._tc is previous:  # a horizontally merged cell repeats its <w:tc>
                 continue
             previous = cell._tc
-            cells.append(_WHITESPACE.sub(" ", cell.text).strip())
+            cells.append(collapse_whitespace(cell.text))
         if any(cells):
             lines.append(" | ".join(cells).strip())
     return "\n".join(lines)
