@@ -2,7 +2,7 @@
 PostgreSQL store's m / ef_construction / ef_search would have to be for recall@10 >= 0.95.
 
     python benchmarks/bench_pgvector_recall.py [--n 100000] [--graphs 16:64,32:128]
-        [--vectors shaped|real]
+        [--vectors shaped|real|real+python] [--queries scifact|held-out]
 
 A bare table (id, embedding vector(384)) in PostgreSQL 16 + pgvector 0.6 from the pgserver
 wheel, filled with `run.py`'s MiniLM-shaped vectors (those `bench_postgres_scale.py` stores:
@@ -26,12 +26,13 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
+import hashlib
 import json
 import os
 import re
 import sysconfig
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ def shared_texts(data: Path) -> list[str]:
         texts += [row[2] for row in csv.reader(f)]
     for side in ("pos", "neg"):
         reviews = data / "rotten_tomatoes_mr" / f"rt-polarity.{side}"
-        texts += reviews.read_text(encoding="latin-1").splitlines()
+        texts += reviews.read_text(encoding="utf-8").splitlines()  # re-encoded (its README)
     return texts
 
 
@@ -90,22 +91,24 @@ def _doctest(paragraph: str) -> bool:
     return paragraph.lstrip().startswith(">>>")
 
 
-def sentences(texts: Iterator[str] | list[str]) -> set[str]:
+def sentences(texts: Iterable[str]) -> set[str]:
     """The distinct sentences of MIN_WORDS words or more."""
     split = (s.strip() for text in texts for s in _SENTENCE_END.split(text))
     return {s for s in split if len(s.split()) >= MIN_WORDS}
 
 
-def real_vectors(data: Path, cache: Path, python: bool) -> run.StoredVectors:
+def real_vectors(data: Path, cache: Path, python: bool) -> tuple[run.StoredVectors, str]:
     """MiniLM embeddings of the shared data's distinct sentences (and, with `python`, of the
-    installed Python modules' docstrings), in a seeded order, embedded once and cached."""
-    name = "real-python-sentences" if python else "real-sentences"
-    path = cache / f"{name}.npy"
+    installed Python modules' docstrings), in a seeded order, embedded once; and a digest of
+    the sentences, which names the cache file and the table, so that a changed pool is never
+    mistaken for the one embedded or stored before."""
+    pool = sentences(shared_texts(data))
+    if python:
+        pool |= sentences(docstrings(Path(sysconfig.get_paths()["stdlib"])))
+    ordered = sorted(pool)
+    digest = hashlib.sha256("\n".join(ordered).encode()).hexdigest()[:16]
+    path = cache / f"real-sentences-{digest}.npy"
     if not path.exists():
-        pool = sentences(shared_texts(data))
-        if python:
-            pool |= sentences(docstrings(Path(sysconfig.get_paths()["stdlib"])))
-        ordered = sorted(pool)
         order = np.random.default_rng(run.SEED).permutation(len(ordered))
         embedder = load_embedder(config.load().embedding)
         run.say(f"embedding {len(ordered):,} sentences")
@@ -115,7 +118,7 @@ def real_vectors(data: Path, cache: Path, python: bool) -> run.StoredVectors:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
     label = "real MiniLM sentences" + (" (shared data + Python docstrings)" if python else "")
-    return run.StoredVectors(label, np.load(path))
+    return run.StoredVectors(label, np.load(path)), digest
 
 
 def contrast(vectors: run.VectorSource, n: int, queries: np.ndarray) -> dict[str, float]:
@@ -203,9 +206,10 @@ def main() -> None:
     scifact, vectors = shaped_vectors(args.data, args.cache)
     embedder = load_embedder(config.load().embedding)
     queries = embedder.embed(list(scifact.queries.values())[:200], truncate=True)
-    table = args.vectors.replace("+", "_")
+    table = "shaped"
     if args.vectors != "shaped":
-        vectors = real_vectors(args.data, args.cache, python=args.vectors == "real+python")
+        vectors, digest = real_vectors(args.data, args.cache, python=args.vectors == "real+python")
+        table = f"real_{digest}"
         spare = len(vectors.data) - (200 if args.queries == "held-out" else 0)
         if args.n > spare:
             raise SystemExit(
