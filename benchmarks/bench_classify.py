@@ -41,20 +41,25 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from cpu import cpu_name
 
 from askdocs import config
 from askdocs.classify import (
+    EPOCHS,
     Prediction,
     Supervised,
     calibration_error,
+    classify,
     features_of,
     fit_temperature,
     llm_classify,
     pick_examples,
     report,
+    steps_for,
+    train,
     zero_shot,
 )
 from askdocs.classify.zeroshot import TEMPERATURE, similarities
@@ -317,6 +322,55 @@ def few_shot_rows(ds: Dataset, vs: Sequence[Vectors], embedder_id: str, seeds: i
     return rows
 
 
+def fine_tuned_rows(ds: Dataset, embedder: Embedder, seeds: int) -> list[Row]:
+    """Logistic regression over MiniLM tuned on the examples first (`train(...,
+    fine_tune_epochs=EPOCHS)`, finetune.py's settings, none chosen on this data's test part):
+    all the training part, then 8-64 examples per class (`seeds` draws)."""
+    pairs = list(zip(ds.train.texts, ds.train.labels, strict=True))
+    rows = []
+
+    def scored_model(examples: list[tuple[str, str]], seed: int) -> tuple[Any, float, tuple]:
+        started = time.perf_counter()
+        model = train(examples, embedder, fine_tune_epochs=EPOCHS, seed=seed)
+        fit_s = time.perf_counter() - started
+        found = classify(ds.test.texts, method="supervised", model=model, embedder=embedder)
+        return model, fit_s, scored(ds.test.labels, found, ds.labels)
+
+    model, fit_s, scores = scored_model(pairs, 0)
+    validation = classify(ds.validation.texts, method="supervised", model=model, embedder=embedder)
+    on_validation = report(ds.validation.labels, [p.label for p in validation], ds.labels)
+    ms = embed_cost(model.encoder.embedder(), ds.test.texts, "sentence")
+    note = (
+        f"{len(pairs):,} examples, {EPOCHS} epochs ({steps_for(len(pairs))} updates), tuned and "
+        f"fitted in {fit_s:.0f} s; validation macro-F1 {on_validation.macro_f1:.3f}"
+    )
+    rows.append(row(ds, "supervised, fine-tuned MiniLM", scores, ms, note))
+    gold = np.array(ds.train.labels)
+    for n in (8, 16, 32, 64) if seeds else ():
+        runs, fits = [], []
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            chosen = np.concatenate(
+                [rng.choice(np.flatnonzero(gold == c), n, replace=False) for c in ds.labels]
+            )
+            _, fit_s, scores = scored_model([pairs[i] for i in chosen], seed)
+            runs.append(scores)
+            fits.append(fit_s)
+        a, f, e = (np.array([r[i] for r in runs]) for i in range(3))
+        rows.append(
+            Row(
+                ds.name,
+                f"supervised, fine-tuned MiniLM, {n} per class",
+                f"{a.mean():.3f} ± {a.std():.3f}",
+                f"{f.mean():.3f} ± {f.std():.3f}",
+                f"{e.mean():.3f}",
+                note=f"{seeds} draws; {steps_for(n * len(ds.labels))} updates, "
+                f"tuned and fitted in {np.mean(fits):.0f} s",
+            )
+        )
+    return rows
+
+
 def llm_rows(ds: Dataset, v: Vectors, generator: Generator, texts: int, shots: int) -> list[Row]:
     """The language model on the first `texts` test texts, without and with `shots`
     examples per class; the note gives logistic regression's macro-F1 on the same texts."""
@@ -379,6 +433,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--sets", default="rt,ag", help="rt (rotten tomatoes), ag (AG News)")
     parser.add_argument("--seeds", type=int, default=5, help="draws per few-shot size")
+    parser.add_argument(
+        "--fine-tune-seeds", type=int, default=3,
+        help="draws per few-shot size with fine-tuning; -1: no fine-tuning rows",
+    )  # fmt: skip
     parser.add_argument("--llm-texts", type=int, default=200, help="test texts; 0: no LLM")
     parser.add_argument("--shots", type=int, default=4, help="LLM examples per class")
     parser.add_argument(
@@ -414,6 +472,8 @@ def main() -> None:
             rows += zero_shot_rows(ds, vs[1], embedder, embed_ms["sentence"])
             rows += supervised_rows(ds, vs, embedder.id, embed_ms)
             rows += few_shot_rows(ds, vs, embedder.id, args.seeds)
+            if args.fine_tune_seeds >= 0:
+                rows += fine_tuned_rows(ds, embedder, args.fine_tune_seeds)
             if generator is not None:
                 rows += llm_rows(ds, vs[0], generator, args.llm_texts, args.shots)
     finally:

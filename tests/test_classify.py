@@ -177,7 +177,7 @@ def test_supervised_cross_validates_calibrates_saves_and_loads(
     loaded = Supervised.load(tmp_path / "clf.json")
     assert classify(new, method="supervised", model=loaded, embedder=embedder) == first
     saved = json.loads((tmp_path / "clf.json").read_text())
-    assert saved["format"] == "askdocs-classifier" and saved["version"] == 2
+    assert saved["format"] == "askdocs-classifier" and saved["version"] == 3
     assert saved["embedder"] == embedder.id and saved["features"] == "sentence"
     with pytest.raises(ConfigError, match="trained on vectors of"):
         loaded.predict(theme_vectors[:1], embedder_id="another-model")

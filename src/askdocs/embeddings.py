@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +33,16 @@ if TYPE_CHECKING:
 
     from askdocs.remote_embedder import RemoteEmbedder
     from askdocs.types import Item
+
+
+class Weights(Protocol):
+    """An encoder's tensors by name, and the SHA-256 that names them."""
+
+    @property
+    def tensors(self) -> Mapping[str, np.ndarray]: ...
+
+    @property
+    def sha256(self) -> str: ...
 
 
 class Embedder(Protocol):
@@ -64,14 +74,18 @@ class MiniLMEmbedder:
     dim = 384
 
     def __init__(
-        self, *, threads: int | None = None, max_tokens: int = 256, int8: bool = False
-    ) -> None:
+        self, *, threads: int | None = None, max_tokens: int = 256, int8: bool = False,
+        weights: Weights | None = None,
+    ) -> None:  # fmt: skip
+        """`weights`: an encoder fine-tuned from MiniLM's (askdocs.classify.finetune), with
+        the same names and shapes, in place of the packaged ones."""
         self.max_tokens = max_tokens
         self.int8 = int8
         self.threads = max(1, threads or os.cpu_count() or 1)
         self.tokenizer: Tokenizer = load_tokenizer(MINILM_TOKENIZER)
-        self.id = embedder_id(max_tokens, int8=int8)
-        self._session = _session(int8)
+        self.id = embedder_id(max_tokens, int8=int8, weights=weights)
+        self._weights = weights
+        self._session = _session(int8, weights=weights)
         self._layers_session: Any = None
         self._layers_lock = threading.Lock()
 
@@ -93,7 +107,7 @@ class MiniLMEmbedder:
         last block is `embed`'s vector. The model that computes them loads on first use."""
         with self._layers_lock:
             if self._layers_session is None:
-                self._layers_session = _session(self.int8, layers=True)
+                self._layers_session = _session(self.int8, layers=True, weights=self._weights)
         return self._encode(texts, self._layers_session, self.dim * LAYER_BLOCKS, truncate)
 
     def _encode(self, texts: Sequence[str], session: Any, dim: int, truncate: bool) -> np.ndarray:
@@ -179,14 +193,16 @@ def _local_dim(settings: EmbeddingSettings) -> int:
         ) from None
 
 
-def embedder_id(max_tokens: int, *, int8: bool = False) -> str:
-    """The id a store records for MiniLM vectors, known without loading the weights."""
-    return f"all-MiniLM-L6-v2:{MINILM_WEIGHTS.sha256[:12]}:max{max_tokens}" + (
-        ":int8" if int8 else ""
-    )
+def embedder_id(max_tokens: int, *, int8: bool = False, weights: Weights | None = None) -> str:
+    """The id a store records for MiniLM vectors, known without loading the weights; for
+    fine-tuned `weights`, named by their digest."""
+    name = f"all-MiniLM-L6-v2:{MINILM_WEIGHTS.sha256[:12]}"
+    if weights is not None:
+        name = f"fine-tuned-all-MiniLM-L6-v2:{weights.sha256[:12]}"
+    return f"{name}:max{max_tokens}" + (":int8" if int8 else "")
 
 
-def _session(int8: bool, *, layers: bool = False) -> Any:
+def _session(int8: bool, *, layers: bool = False, weights: Weights | None = None) -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - a core dependency
@@ -196,11 +212,11 @@ def _session(int8: bool, *, layers: bool = False) -> Any:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # shape-merge warnings from the optimiser are noise
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    model = _model_bytes(int8, layers)
+    model = _model_bytes(int8, layers, weights)
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def _model_bytes(int8: bool, layers: bool) -> bytes:
+def _model_bytes(int8: bool, layers: bool, weights: Weights | None) -> bytes:
     """The encoder as a serialised ONNX model.
 
     Built in its own frame so the weights and the graph object are freed before ONNX Runtime
@@ -213,7 +229,8 @@ def _model_bytes(int8: bool, layers: bool) -> bytes:
         raise ModelLoadError(f"a core dependency is missing: {exc.name}") from exc
     from askdocs.onnx_bert import bert_graph
 
-    graph = bert_graph(load_file(str(verified(MINILM_WEIGHTS))), int8=int8, layers_out=layers)
+    tensors = weights.tensors if weights else load_file(str(verified(MINILM_WEIGHTS)))
+    graph = bert_graph(tensors, int8=int8, layers_out=layers)
     return graph.SerializeToString()
 
 

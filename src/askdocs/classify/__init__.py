@@ -3,7 +3,9 @@
 - `zero_shot` (zeroshot.py): the nearest label embedding; labels are names or descriptions.
 - `Supervised` (supervised.py): logistic regression over the embeddings of labelled
   examples (their layer vectors where the embedder gives them, features.py),
-  cross-validated when they are few; saved as JSON weights.
+  cross-validated when they are few; saved as JSON weights. With `fine_tune`, MiniLM is
+  first tuned on the examples (finetune.py, `askdocs[finetune]`) and the classifier reads
+  its vectors.
 - `llm_classify` (llm.py): the language model, held to the labels by a grammar.
 
 `classify` runs any of them over `Item`s (stored documents and chunks bring their stored
@@ -21,24 +23,26 @@ measures all three on rotten tomatoes and AG News.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from askdocs.classify.calibration import calibration_error, fit_temperature
 from askdocs.classify.features import FEATURES, default_features, features_of
+from askdocs.classify.finetune import EPOCHS, Encoder, fine_tune, steps_for
 from askdocs.classify.llm import SHOTS, llm_classify, pick_examples
 from askdocs.classify.metrics import ClassScore, Report, report, report_on_gold
 from askdocs.classify.supervised import Supervised, cross_validate
 from askdocs.classify.types import Prediction
 from askdocs.classify.zeroshot import zero_shot
-from askdocs.embeddings import Embedder, vectors_of
+from askdocs.embeddings import Embedder, MiniLMEmbedder, vectors_of
 from askdocs.errors import ConfigError
 from askdocs.generation import Generator
 from askdocs.types import Item
 
 __all__ = [
-    "FEATURES", "METHODS", "ClassScore", "Prediction", "Report", "Supervised",
-    "calibration_error", "classify", "cross_validate", "default_features", "features_of",
-    "fit_temperature", "llm_classify", "pick_examples", "report", "report_on_gold", "train",
-    "vectors_of", "zero_shot",
+    "EPOCHS", "FEATURES", "METHODS", "ClassScore", "Encoder", "Prediction", "Report",
+    "Supervised", "calibration_error", "classify", "cross_validate", "default_features",
+    "features_of", "fine_tune", "fit_temperature", "llm_classify", "pick_examples", "report",
+    "report_on_gold", "steps_for", "train", "vectors_of", "zero_shot",
 ]  # fmt: skip
 
 METHODS = ("zero-shot", "supervised", "llm")
@@ -93,18 +97,42 @@ def classify(
         if not examples:
             raise ConfigError("supervised classification needs labelled examples (--train)")
         model = train(examples, embedder)
+    if model.encoder is not None:  # its own tuned MiniLM, not the store's
+        embedder = model.encoder.embedder(getattr(embedder, "threads", None))
+        items = [replace(item, vector=None) for item in items]
     vectors = features_of(items, embedder, model.features, progress)
     return model.predict(vectors, embedder_id=embedder.id, ids=ids, min_score=min_score)
 
 
 def train(
     examples: Sequence[tuple[str, str]], embedder: Embedder, *, features: str | None = None,
+    fine_tune_epochs: float | None = None, seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    tuning_progress: Callable[[int], None] | None = None,
 ) -> Supervised:  # fmt: skip
     """A supervised classifier fitted on `examples` (text, label), reading `features`
-    (default: layer vectors where `embedder` gives them, see features.py)."""
-    kind = features or default_features(embedder)
+    (default: layer vectors where `embedder` gives them, see features.py).
+
+    `fine_tune_epochs`: first tune the local MiniLM on the examples for that many passes
+    (finetune.py; `tuning_progress(1)` after each of its `steps_for` updates), then read
+    its sentence vectors, the ones it was tuned on.
+    """
     texts = [Item(str(n), text) for n, (text, _) in enumerate(examples)]
-    vectors = features_of(texts, embedder, kind, progress)
     labels = [label for _, label in examples]
-    return Supervised.fit(vectors, labels, embedder_id=embedder.id, features=kind)
+    encoder = None
+    if fine_tune_epochs is not None:
+        if not isinstance(embedder, MiniLMEmbedder):
+            raise ConfigError("fine-tuning needs the local MiniLM embedder, not a remote one")
+        if features not in (None, "sentence"):
+            raise ConfigError("a fine-tuned classifier reads the tuned sentence vectors")
+        encoder, _ = fine_tune(
+            [item.text for item in texts], labels, epochs=fine_tune_epochs, int8=embedder.int8,
+            max_tokens=embedder.max_tokens, threads=embedder.threads, seed=seed,
+            progress=tuning_progress,
+        )  # fmt: skip
+        embedder, features = encoder.embedder(embedder.threads), "sentence"
+    kind = features or default_features(embedder)
+    vectors = features_of(texts, embedder, kind, progress)
+    return Supervised.fit(
+        vectors, labels, embedder_id=embedder.id, features=kind, encoder=encoder, seed=seed
+    )

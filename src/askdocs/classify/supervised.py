@@ -13,10 +13,16 @@ few examples, logistic regression is far less sure of itself than it should be: 
 with 64 examples per class its scores claimed 0.24 less than its accuracy (expected
 calibration error), 0.03 after the temperature (benchmarks/bench_classify.py). Past 5,000
 examples the k fits would cost more than the held-out check is worth.
+
+A classifier over a fine-tuned encoder (finetune.py) carries it: `save` writes its weights
+beside the JSON file (`NAME.encoder.safetensors`, named in the JSON with its SHA-256), and
+`load` checks them. Such a classifier is not cross-validated: its encoder has seen every
+example, so folds would not hold any text out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -28,18 +34,20 @@ import numpy as np
 
 from askdocs.classify.calibration import fit_temperature, most_likely, softmax
 from askdocs.classify.features import FEATURES
+from askdocs.classify.finetune import Encoder
 from askdocs.classify.metrics import Report, report
 from askdocs.classify.types import Prediction
 from askdocs.errors import ConfigError, MissingDependency
 
 FORMAT = "askdocs-classifier"
-VERSION = 2  # 2 added "features"; a version 1 file read sentence vectors
+VERSION = 3  # 2 added "features" (a version 1 file read sentence vectors), 3 "encoder"
 CALIBRATED_UNDER, FEW_PER_CLASS = 5000, 20  # examples: under either, cross-validate
 FOLDS = 5
 # The inverse regularisation. On the validation parts of rotten tomatoes and AG News, 1.0
 # was best or within 0.01 macro-F1 of best from 8 examples per class to all of them.
 C = 1.0
 MAX_FILE_BYTES = 64 * 2**20  # 384 dims x 1,000 classes is about 8 MB of JSON
+MAX_ENCODER_BYTES = 64 * 2**20  # MiniLM's tensors in float16 are 45 MB
 
 
 def _logistic_regression(c: float) -> Any:
@@ -63,22 +71,25 @@ class Supervised:
     temperature: float = 1.0
     cross_validation: Report | None = None  # when it was fitted on few examples
     features: str = "sentence"  # what `vectors` are: see features.py
+    encoder: Encoder | None = None  # fine-tuned weights the vectors come from (finetune.py)
 
     @classmethod
     def fit(
         cls, vectors: np.ndarray, labels: Sequence[str], *, embedder_id: str, c: float = C,
-        seed: int = 0, features: str = "sentence",
+        seed: int = 0, features: str = "sentence", encoder: Encoder | None = None,
     ) -> Supervised:  # fmt: skip
-        """Train on `vectors` (texts x dim, of the kind `features`) and their `labels`; see
-        the module docstring."""
+        """Train on `vectors` (texts x dim, of the kind `features`, from the `encoder` if it
+        was fine-tuned) and their `labels`; see the module docstring."""
         counts = Counter(labels)
         if len(vectors) != len(labels):
             raise ValueError(f"{len(vectors)} vectors for {len(labels)} labels")
         if len(counts) < 2:
             raise ConfigError(f"the examples hold one class only ({next(iter(counts), '')!r})")
-        fitted = replace(_fit(vectors, list(labels), embedder_id, c), features=features)
+        fitted = _fit(vectors, list(labels), embedder_id, c)
+        fitted = replace(fitted, features=features, encoder=encoder)
         fewest = min(counts.values())
-        if (len(labels) >= CALIBRATED_UNDER and fewest >= FEW_PER_CLASS) or fewest < 2:
+        many = len(labels) >= CALIBRATED_UNDER and fewest >= FEW_PER_CLASS
+        if many or fewest < 2 or encoder is not None:
             return fitted
         logits = out_of_fold(vectors, labels, c=c, folds=min(FOLDS, fewest), seed=seed)
         gold = [fitted.classes.index(label) for label in labels]
@@ -110,13 +121,22 @@ class Supervised:
         return most_likely(self.probabilities(vectors), self.classes, ids, min_score)
 
     def save(self, path: str | Path) -> None:
-        data = {
+        """The JSON file at `path`; a fine-tuned encoder's weights beside it."""
+        path = Path(path)
+        data: dict[str, Any] = {
             "format": FORMAT, "version": VERSION, "embedder": self.embedder_id,
             "features": self.features, "classes": list(self.classes),
             "temperature": self.temperature, "coef": self.coef.tolist(),
             "intercept": self.intercept.tolist(),
         }  # fmt: skip
-        Path(path).write_text(json.dumps(data), encoding="utf-8")
+        if self.encoder is not None:
+            weights = path.with_name(path.stem + ".encoder.safetensors")
+            weights.write_bytes(self.encoder.to_bytes())
+            data["encoder"] = {
+                "file": weights.name, "sha256": self.encoder.sha256,
+                "int8": self.encoder.int8, "max_tokens": self.encoder.max_tokens,
+            }  # fmt: skip
+        path.write_text(json.dumps(data), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> Supervised:
@@ -125,16 +145,38 @@ class Supervised:
             if Path(path).stat().st_size > MAX_FILE_BYTES:
                 raise ValueError(f"over {MAX_FILE_BYTES // 2**20} MB")
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            return _from_json(data)
+            model = _from_json(data)
+            if isinstance(data.get("encoder"), dict):
+                model = replace(model, encoder=_encoder(Path(path), data["encoder"]))
+            elif "encoder" in data:
+                raise ValueError("the encoder entry must be an object")
+            return model
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             reason = getattr(exc, "strerror", None) or exc
             raise ConfigError(f"{path}: cannot load a classifier: {reason}") from exc
 
 
+def _encoder(path: Path, entry: dict[str, Any]) -> Encoder:
+    """The fine-tuned weights a classifier file names, from beside it, checked."""
+    name = str(entry["file"])
+    if Path(name).name != name or not name.endswith(".safetensors"):
+        raise ValueError(f"the encoder file must be a .safetensors name beside it, not {name!r}")
+    weights = path.with_name(name)
+    if weights.stat().st_size > MAX_ENCODER_BYTES:
+        raise ValueError(f"{weights.name} is over {MAX_ENCODER_BYTES // 2**20} MB")
+    data = weights.read_bytes()
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise ValueError(f"{weights.name} does not have the SHA-256 the classifier recorded")
+    max_tokens = entry["max_tokens"]
+    if not isinstance(max_tokens, int) or not 8 <= max_tokens <= 512:
+        raise ValueError(f"max_tokens must be a whole number from 8 to 512, not {max_tokens!r}")
+    return Encoder.from_bytes(data, int8=bool(entry["int8"]), max_tokens=max_tokens)
+
+
 def _from_json(data: Any) -> Supervised:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError("not an askdocs classifier")
-    if data.get("version") not in (1, VERSION):
+    if data.get("version") not in range(1, VERSION + 1):
         raise ValueError(f"format version {data.get('version')}, this askdocs reads 1 to {VERSION}")
     features = data.get("features", "sentence")
     if features not in FEATURES:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from askdocs import config
+from askdocs.classify.finetune import EPOCHS
 from askdocs.classify.llm import SHOTS
 from askdocs.cli.common import generator_for, json_option, main, opened, store_option, tag_option
 from askdocs.errors import AskdocsError
@@ -30,6 +31,10 @@ from askdocs.types import Item
 @click.option("--label-column", default="label", show_default=True, help="Label column of --train.")
 @click.option("--gold-column", default=None, help="Column of INPUT with the right labels: score.")
 @click.option("--min-score", type=click.FloatRange(0, 1), help="Below it: none of these.")
+@click.option("--fine-tune", is_flag=True,
+              help="supervised: tune MiniLM on --train first (minutes).")  # fmt: skip
+@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=EPOCHS,
+              show_default=True, help="With --fine-tune: passes over the examples.")  # fmt: skip
 @click.option("--save", type=click.Path(dir_okay=False), help="Save the trained classifier here.")
 @click.option("--model", "model_file", type=click.Path(dir_okay=False, exists=True),
               help="A classifier saved with --save (instead of --train).")  # fmt: skip
@@ -75,6 +80,8 @@ def _check_usage(source: str | None, o: dict[str, Any]) -> None:
         "--save needs supervised and --train": o["save"]
         and not (method == "supervised" and o["train"]),
         "--train is for supervised and llm": o["train"] and method == "zero-shot",
+        "--fine-tune needs supervised and --train": o["fine_tune"]
+        and not (method == "supervised" and o["train"]),
     }
     for message, wrong in problems.items():
         if wrong:
@@ -82,7 +89,7 @@ def _check_usage(source: str | None, o: dict[str, Any]) -> None:
 
 
 def _run(source: str | None, store: str | None, o: dict[str, Any]) -> dict[str, Any]:
-    from askdocs.classify import Supervised, classify, train
+    from askdocs.classify import Supervised, classify
     from askdocs.classify.inputs import parse_labels, read_examples
 
     labels, descriptions = parse_labels(o["labels"], o["labels_file"])
@@ -96,8 +103,7 @@ def _run(source: str | None, store: str | None, o: dict[str, Any]) -> dict[str, 
     with _models(store, o) as (kb, embedder, generator):
         items, gold = _texts(kb, source, o)
         if o["method"] == "supervised" and model is None:
-            with progress_bar(len(examples), "embedding the examples", shown) as advance:
-                model = train(examples, embedder, progress=advance)
+            model = _train(examples, embedder, o, shown)
             if model.cross_validation is not None:
                 result["cross_validation"] = dataclasses.asdict(model.cross_validation)
             if o["save"]:
@@ -117,6 +123,20 @@ def _run(source: str | None, store: str | None, o: dict[str, Any]) -> dict[str, 
         if kb is not None and o["write_tag"]:
             result["tagged"] = kb.tag(o["write_tag"], {p.id: p.label for p in predictions})
     return result
+
+
+def _train(examples: list[tuple[str, str]], embedder: Any, o: dict[str, Any], shown: bool) -> Any:
+    from askdocs.classify import steps_for, train
+
+    epochs = o["epochs"] if o["fine_tune"] else None
+    steps = steps_for(len(examples), o["epochs"]) if o["fine_tune"] else 0
+    with (
+        progress_bar(steps, "fine-tuning", shown, unit="update") as tuned,
+        progress_bar(len(examples), "embedding the examples", shown) as advance,
+    ):
+        return train(
+            examples, embedder, fine_tune_epochs=epochs, progress=advance, tuning_progress=tuned
+        )
 
 
 @contextmanager
@@ -161,7 +181,9 @@ def _metrics(
 
 
 @contextmanager
-def progress_bar(total: int, what: str, shown: bool) -> Iterator[Callable[[int], None]]:
+def progress_bar(
+    total: int, what: str, shown: bool, unit: str = "text"
+) -> Iterator[Callable[[int], None]]:
     """A tqdm bar on stderr (when `shown`: a terminal, or --progress) fed by counts; it
     appears only once the work has taken a second."""
     if not shown or total == 0:
@@ -169,7 +191,7 @@ def progress_bar(total: int, what: str, shown: bool) -> Iterator[Callable[[int],
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, desc=what, unit="text", file=sys.stderr, delay=1.0) as bar:
+    with tqdm(total=total, desc=what, unit=unit, file=sys.stderr, delay=1.0) as bar:
         yield bar.update
 
 
