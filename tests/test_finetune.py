@@ -210,3 +210,50 @@ def test_the_command_tunes_saves_and_predicts_again(tmp_path: Path) -> None:
     zero_shot = ["classify", str(test_csv), "--method", "zero-shot", "--labels", "a,b"]
     wrong = CliRunner().invoke(main, [*zero_shot, "--fine-tune"])
     assert wrong.exit_code == 2 and "--fine-tune needs supervised and --train" in wrong.stderr
+
+
+# -- zero-shot with self-training ------------------------------------------------------------
+
+THEMES = Path(__file__).parent / "data" / "classify_themes.csv"
+
+
+def test_surest_takes_each_label_s_widest_margins_in_equal_numbers() -> None:
+    from askdocs.classify.selftrain import surest
+
+    scores = np.array(
+        [[0.9, 0.1], [0.6, 0.5], [0.8, 0.3], [0.2, 0.7], [0.45, 0.55], [0.1, 0.95], [0.7, 0.65]]
+    )
+    assert surest(scores, 0.6).tolist() == [0, 2, 3, 5]  # 2 per label: margins .8 .5 / .5 .85
+    assert surest(scores, 1.0).tolist() == [0, 1, 2, 3, 4, 5]  # 3 per label: not 6 (.05)
+
+
+def test_self_training_learns_the_labels_from_unlabelled_texts(
+    embedder: MiniLMEmbedder, tmp_path: Path
+) -> None:
+    from askdocs.classify.inputs import read_examples
+    from askdocs.classify.selftrain import self_train
+
+    themes = read_examples(THEMES, label_column="label")
+    texts, gold = [t for t, _ in themes], [y for _, y in themes]
+    stages: list[str] = []
+    model = self_train(
+        texts, ["sport", "cooking", "weather"], embedder, rounds=1, progress=stages.append
+    )
+    assert model.encoder is not None and model.classes == ("cooking", "sport", "weather")
+    assert stages[0] == "embedding the texts" and "tuning on 9 texts" in stages[1]
+    found = classify(texts, method="supervised", model=model, embedder=embedder)
+    assert np.mean([p.label == y for p, y in zip(found, gold, strict=True)]) >= 0.9
+    with pytest.raises(ConfigError, match="20 texts or more"):
+        self_train(texts[:5], ["sport", "cooking"], embedder)
+
+    rows = tmp_path / "themes.csv"
+    rows.write_text(THEMES.read_text(encoding="utf-8"), encoding="utf-8")
+    saved = tmp_path / "self.json"
+    args = ["classify", str(rows), "--method", "zero-shot", "--labels", "sport,cooking,weather",
+            "--gold-column", "label", "--json"]  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--self-train", "--save", str(saved)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["metrics"]["accuracy"] >= 0.9
+    assert Supervised.load(saved).encoder is not None
+    wrong = CliRunner().invoke(main, [*args[:3], "llm", "--labels", "a,b", "--self-train"])
+    assert wrong.exit_code == 2 and "--self-train is for zero-shot" in wrong.stderr

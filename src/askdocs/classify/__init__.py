@@ -1,6 +1,8 @@
 """Label texts three ways, each a small function over the same types:
 
 - `zero_shot` (zeroshot.py): the nearest label embedding; labels are names or descriptions.
+  `self_train` (selftrain.py) goes further without labelled examples: MiniLM tuned on the
+  unlabelled texts the label embeddings are surest of.
 - `Supervised` (supervised.py): logistic regression over the embeddings of labelled
   examples (their layer vectors where the embedder gives them, features.py),
   cross-validated when they are few; saved as JSON weights. With `fine_tune`, MiniLM is
@@ -30,6 +32,7 @@ from askdocs.classify.features import FEATURES, default_features, features_of
 from askdocs.classify.finetune import EPOCHS, Encoder, fine_tune, steps_for
 from askdocs.classify.llm import SHOTS, llm_classify, pick_examples
 from askdocs.classify.metrics import ClassScore, Report, report, report_on_gold
+from askdocs.classify.selftrain import self_train
 from askdocs.classify.supervised import Supervised, cross_validate
 from askdocs.classify.types import Prediction
 from askdocs.classify.zeroshot import zero_shot
@@ -42,7 +45,7 @@ __all__ = [
     "EPOCHS", "FEATURES", "METHODS", "ClassScore", "Encoder", "Prediction", "Report",
     "Supervised", "calibration_error", "classify", "cross_validate", "default_features",
     "features_of", "fine_tune", "fit_temperature", "llm_classify", "pick_examples", "report",
-    "report_on_gold", "steps_for", "train", "vectors_of", "zero_shot",
+    "report_on_gold", "self_train", "steps_for", "train", "vectors_of", "zero_shot",
 ]  # fmt: skip
 
 METHODS = ("zero-shot", "supervised", "llm")

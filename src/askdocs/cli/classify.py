@@ -35,6 +35,8 @@ from askdocs.types import Item
               help="supervised: tune MiniLM on --train first (minutes).")  # fmt: skip
 @click.option("--epochs", type=click.FloatRange(0, min_open=True), default=EPOCHS,
               show_default=True, help="With --fine-tune: passes over the examples.")  # fmt: skip
+@click.option("--self-train", is_flag=True,
+              help="zero-shot: tune MiniLM on its surest texts (minutes).")  # fmt: skip
 @click.option("--save", type=click.Path(dir_okay=False), help="Save the trained classifier here.")
 @click.option("--model", "model_file", type=click.Path(dir_okay=False, exists=True),
               help="A classifier saved with --save (instead of --train).")  # fmt: skip
@@ -77,8 +79,10 @@ def _check_usage(source: str | None, o: dict[str, Any]) -> None:
         and not (o["train"] or o["model_file"]),
         "--model is a classifier saved by supervised --save": o["model_file"]
         and method != "supervised",
-        "--save needs supervised and --train": o["save"]
-        and not (method == "supervised" and o["train"]),
+        "--save needs supervised and --train, or zero-shot and --self-train": o["save"]
+        and not (method == "supervised" and o["train"])
+        and not (method == "zero-shot" and o["self_train"]),
+        "--self-train is for zero-shot": o["self_train"] and method != "zero-shot",
         "--train is for supervised and llm": o["train"] and method == "zero-shot",
         "--fine-tune needs supervised and --train": o["fine_tune"]
         and not (method == "supervised" and o["train"]),
@@ -106,12 +110,15 @@ def _run(source: str | None, store: str | None, o: dict[str, Any]) -> dict[str, 
             model = _train(examples, embedder, o, shown)
             if model.cross_validation is not None:
                 result["cross_validation"] = dataclasses.asdict(model.cross_validation)
-            if o["save"]:
-                model.save(o["save"])
+        if o["self_train"]:
+            model = _self_train(items, labels, descriptions, embedder, shown)
+        if model is not None and o["save"]:
+            model.save(o["save"])
         what = "asking the model" if o["method"] == "llm" else "embedding"
+        method = "supervised" if o["self_train"] else o["method"]
         with progress_bar(len(items), what, shown) as advance:
             predictions = classify(
-                items, method=o["method"], labels=labels or None,
+                items, method=method, labels=labels or None,
                 descriptions=descriptions or None, examples=examples, model=model,
                 embedder=embedder, generator=generator, min_score=o["min_score"],
                 shots=o["shots"], progress=advance,
@@ -137,6 +144,21 @@ def _train(examples: list[tuple[str, str]], embedder: Any, o: dict[str, Any], sh
         return train(
             examples, embedder, fine_tune_epochs=epochs, progress=advance, tuning_progress=tuned
         )
+
+
+def _self_train(
+    items: list[Item], labels: list[str], descriptions: list[str], embedder: Any, shown: bool
+) -> Any:
+    from askdocs.classify.selftrain import self_train
+    from askdocs.embeddings import MiniLMEmbedder
+
+    if not isinstance(embedder, MiniLMEmbedder):
+        raise AskdocsError("--self-train tunes the local MiniLM; the embedder here is remote")
+    if len(labels) < 2:
+        raise AskdocsError("zero-shot classification needs two labels or more (--labels)")
+    say = (lambda what: click.echo(f"self-training: {what}", err=True)) if shown else None
+    texts = [item.text for item in items]
+    return self_train(texts, labels, embedder, descriptions=descriptions or None, progress=say)
 
 
 @contextmanager
