@@ -255,5 +255,10 @@ def test_self_training_learns_the_labels_from_unlabelled_texts(
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["metrics"]["accuracy"] >= 0.9
     assert Supervised.load(saved).encoder is not None
+    reused = CliRunner().invoke(
+        main, ["classify", str(rows), "--method", "supervised", "--model", str(saved), "--json"]
+    )
+    assert reused.exit_code == 0, reused.stderr
+    assert json.loads(reused.stdout)["predictions"] == json.loads(result.stdout)["predictions"]
     wrong = CliRunner().invoke(main, [*args[:3], "llm", "--labels", "a,b", "--self-train"])
     assert wrong.exit_code == 2 and "--self-train is for zero-shot" in wrong.stderr

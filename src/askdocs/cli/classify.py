@@ -77,7 +77,7 @@ def _check_usage(source: str | None, o: dict[str, Any]) -> None:
         "--gold-column is for INPUT, not --from-store": o["gold_column"] and o["from_store"],
         "supervised needs --train or --model": method == "supervised"
         and not (o["train"] or o["model_file"]),
-        "--model is a classifier saved by supervised --save": o["model_file"]
+        "--model goes with --method supervised (any classifier saved with --save)": o["model_file"]
         and method != "supervised",
         "--save needs supervised and --train, or zero-shot and --self-train": o["save"]
         and not (method == "supervised" and o["train"])
