@@ -245,6 +245,8 @@ def test_self_training_learns_the_labels_from_unlabelled_texts(
     assert np.mean([p.label == y for p, y in zip(found, gold, strict=True)]) >= 0.9
     with pytest.raises(ConfigError, match="20 texts or more"):
         self_train(texts[:5], ["sport", "cooking"], embedder)
+    with pytest.raises(ConfigError, match="local MiniLM embedder, not a remote one"):
+        self_train(texts, ["sport", "cooking"], object())  # type: ignore[arg-type]
 
     rows = tmp_path / "themes.csv"
     rows.write_text(THEMES.read_text(encoding="utf-8"), encoding="utf-8")

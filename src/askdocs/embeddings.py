@@ -121,7 +121,7 @@ class MiniLMEmbedder:
                     raise ContextTooLong(
                         f"text {i} has {len(ids)} tokens, over the embedder's {self.max_tokens}"
                     )
-                encodings[i] = [*ids[: self.max_tokens - 1], ids[-1]]  # keep [SEP]
+                encodings[i] = cut(ids, self.max_tokens)
 
         def run(ids: list[int]) -> np.ndarray:
             input_ids = np.array([ids], dtype=np.int64)
@@ -139,6 +139,11 @@ class MiniLMEmbedder:
             for i, vector in zip(order, vectors, strict=True):
                 out[i] = vector
         return out
+
+
+def cut(ids: list[int], max_tokens: int) -> list[int]:
+    """Token ids cut to `max_tokens`, the closing [SEP] kept."""
+    return ids if len(ids) <= max_tokens else [*ids[: max_tokens - 1], ids[-1]]
 
 
 BACKENDS = ("local", "remote")

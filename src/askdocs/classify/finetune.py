@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from askdocs.embeddings import MiniLMEmbedder
+from askdocs.embeddings import MiniLMEmbedder, cut
 from askdocs.errors import ConfigError, MissingDependency
 from askdocs.models import MINILM_WEIGHTS, load_tokenizer, verified
 
@@ -140,8 +140,7 @@ def fine_tune(
         raise ConfigError(f"epochs must be positive, not {epochs}")
     torch, bert_model = _torch()
     tokenizer = load_tokenizer()
-    ids = [e.ids for e in tokenizer.encode_batch(list(texts))]
-    ids = [x if len(x) <= max_tokens else [*x[: max_tokens - 1], x[-1]] for x in ids]
+    ids = [cut(e.ids, max_tokens) for e in tokenizer.encode_batch(list(texts))]
     gold = np.array([classes.index(label) for label in labels])
     steps, batch = steps_for(len(texts), epochs), min(BATCH, len(texts))
 

@@ -40,6 +40,8 @@ def self_train(
     """A classifier for `labels` (worded as `descriptions`, if given) learnt from the
     unlabelled `texts` alone; `progress(what)` hears of each stage."""
     labels = list(labels)
+    if not isinstance(embedder, MiniLMEmbedder):
+        raise ConfigError("self-training tunes the local MiniLM embedder, not a remote one")
     if len(labels) < 2 or (descriptions is not None and len(descriptions) != len(labels)):
         raise ConfigError("self-training needs two labels or more, and one description each")
     if len(texts) < MIN_POOL:

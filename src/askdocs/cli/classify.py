@@ -150,12 +150,7 @@ def _self_train(
     items: list[Item], labels: list[str], descriptions: list[str], embedder: Any, shown: bool
 ) -> Any:
     from askdocs.classify.selftrain import self_train
-    from askdocs.embeddings import MiniLMEmbedder
 
-    if not isinstance(embedder, MiniLMEmbedder):
-        raise AskdocsError("--self-train tunes the local MiniLM; the embedder here is remote")
-    if len(labels) < 2:
-        raise AskdocsError("zero-shot classification needs two labels or more (--labels)")
     say = (lambda what: click.echo(f"self-training: {what}", err=True)) if shown else None
     texts = [item.text for item in items]
     return self_train(texts, labels, embedder, descriptions=descriptions or None, progress=say)
