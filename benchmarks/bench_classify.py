@@ -227,15 +227,21 @@ def embed_cost(embedder: Embedder, texts: Sequence[str], kind: str) -> float:
     return (time.perf_counter() - started) * 1e6 / len(sample)
 
 
-def zero_shot_rows(ds: Dataset, v: Vectors, embedder: Embedder, embed_ms: float) -> list[Row]:
-    """Label names, then the description wording best on validation; each at the default
-    temperature, with the ECE also at the temperature fitted on validation."""
+def best_wording(ds: Dataset, v: Vectors, embedder: Embedder) -> list[str]:
+    """The label descriptions (not the bare names) with the best zero-shot macro-F1 on
+    validation."""
 
     def validation_f1(wording: list[str]) -> float:
         nearest = similarities(v.validation, wording, embedder).argmax(axis=1)
         return report(ds.validation.labels, [ds.labels[j] for j in nearest], ds.labels).macro_f1
 
-    best = max(ds.wordings[1:], key=validation_f1)
+    return max(ds.wordings[1:], key=validation_f1)
+
+
+def zero_shot_rows(ds: Dataset, v: Vectors, embedder: Embedder, embed_ms: float) -> list[Row]:
+    """Label names, then the description wording best on validation; each at the default
+    temperature, with the ECE also at the temperature fitted on validation."""
+    best = best_wording(ds, v, embedder)
     gold = [ds.labels.index(g) for g in ds.validation.labels]
     rows = []
     for what, wording in (("label names", ds.wordings[0]), ("descriptions", best)):
@@ -260,11 +266,7 @@ def self_trained_rows(ds: Dataset, v: Vectors, embedder: Embedder) -> list[Row]:
     validation, the training part's texts as the unlabelled pool (their labels unused)."""
     from askdocs.classify.selftrain import ROUNDS, SHARE, self_train
 
-    def validation_f1(wording: list[str]) -> float:
-        nearest = similarities(v.validation, wording, embedder).argmax(axis=1)
-        return report(ds.validation.labels, [ds.labels[j] for j in nearest], ds.labels).macro_f1
-
-    best = max(ds.wordings[1:], key=validation_f1)
+    best = best_wording(ds, v, embedder)
     started = time.perf_counter()
     model = self_train(
         ds.train.texts, ds.labels, embedder, descriptions=best,
