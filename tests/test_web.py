@@ -323,7 +323,7 @@ def test_narrow_screen_has_no_horizontal_overflow(page: Page) -> None:
     ask(page, extractive=True)
     expect(page.locator("#final-answer")).to_contain_text(FACT)
     widths = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    for tab in ("Ask", "Search", "Documents"):
+    for tab in ("Ask", "Search", "Documents", "Topics", "Classify"):
         page.get_by_role("tab", name=tab).click()
         if tab == "Search":
             page.get_by_label("Search query").fill("lighthouse lamp oil")
@@ -359,7 +359,8 @@ def test_follow_ups_keep_a_conversation_thread(page: Page) -> None:
 
 
 def test_topics_tab_maps_the_documents_and_lists_a_topic(page: Page, tmp_path: Path) -> None:
-    """Last in this module: it adds 40 notes on four themes to the shared store."""
+    """Near the end of this module: it adds 40 notes on four themes to the shared store (the
+    Classify tab's test reads them too). A topic's documents can then be searched alone."""
     from tests.test_topics import THEMES
 
     files = []
@@ -390,3 +391,48 @@ def test_topics_tab_maps_the_documents_and_lists_a_topic(page: Page, tmp_path: P
     expect(listed).to_have_count(size)
     assert page.locator("#topic-map circle.faded").count() == 41 - size
     shot(page, "topics")
+
+    topic = first.get_attribute("data-topic")
+    listed_paths = set(page.locator("#topic-documents li .meta").all_inner_texts())
+    page.get_by_role("button", name="Search in this topic").click()
+    expect(page.get_by_role("tab", name="Search")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_label(re.compile("Only documents tagged"))).to_have_value(f"topic={topic}")
+    page.get_by_label("Search query").fill("a short note")
+    page.get_by_label("Search query").press("Enter")
+    expect(page.locator("#search-summary")).to_contain_text(f"in documents tagged topic={topic}")
+    hits = page.locator("#results .hit .meta").all_inner_texts()
+    assert hits and all(meta.split(" · ")[0] in listed_paths for meta in hits), hits
+
+
+def test_classify_tab_labels_the_documents_and_tags_them(page: Page) -> None:
+    """Last in this module: over the lighthouse and the 40 themed notes of the topics test."""
+    page.get_by_role("tab", name="Classify").click()
+    page.get_by_label("Labels, one per line").fill("astronomy\nbaking\nfootball\ngardening")
+    page.get_by_label(re.compile("Save as the tag")).fill("theme")
+    page.get_by_role("button", name="Label documents").click()
+    summary = page.locator("#classify-summary")
+    expect(summary).to_contain_text("41 document(s) labelled", timeout=60_000)
+    expect(summary).to_contain_text("Saved as the tag “theme” on 41 document(s).")
+    rows = page.locator("#classify-table tr")
+    expect(rows).to_have_count(41)
+    label_of = {r.locator(".meta").inner_text(): r.get_attribute("data-label") for r in rows.all()}
+    right = sum(Path(path).name.split("-")[0] == label for path, label in label_of.items())
+    assert right >= 36, f"{right} of 40 themed notes labelled with their theme: {label_of}"
+    shot(page, "classify")
+
+    page.get_by_role("tab", name="Search").click()
+    page.get_by_label(re.compile("Only documents tagged")).fill("theme=baking")
+    page.get_by_label("Search query").fill("stars in the galaxy")
+    page.get_by_label("Search query").press("Enter")
+    expect(page.locator("#search-summary")).to_contain_text("in documents tagged theme=baking")
+    tagged = page.locator("#results .hit .meta").all_inner_texts()
+    assert tagged and all(label_of[meta.split(" · ")[0]] == "baking" for meta in tagged), tagged
+
+    page.get_by_role("tab", name="Classify").click()
+    page.get_by_label("Labels, one per line").fill("only one label")
+    page.get_by_role("button", name="Label documents").click()
+    expect(summary).to_have_text("Name two labels or more, one per line.")
+    page.get_by_role("tab", name="Search").click()
+    page.get_by_label(re.compile("Only documents tagged")).fill("no equals sign")
+    page.get_by_label("Search query").press("Enter")
+    expect(page.locator("#search-summary")).to_contain_text("Write the tag as name=value")

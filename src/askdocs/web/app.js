@@ -1,8 +1,10 @@
-// askdocs web page: Ask (streamed, checked answers with citations), Search, Documents, Topics.
+// askdocs web page: Ask (streamed, checked answers with citations), Search, Documents, Topics,
+// Classify.
 // Everything the server sends is inserted with textContent or text nodes, never as HTML.
 
 import { getJson, loadHealth, saveToken, savedToken } from "./api.js";
 import { ask, newConversation, stopAsking } from "./answer.js";
+import { classifyDocuments } from "./classify.js";
 import { loadDocuments, upload } from "./documents.js";
 import { $, describe, el, numbers, pageLabel, setStatus } from "./dom.js";
 import { setupDialog } from "./passage.js";
@@ -43,6 +45,15 @@ function setupTabs() {
 
 // ---------- Search ----------
 
+// "topic=2" -> {topic: "2"}; empty -> null; anything else throws.
+export function tagFilter(text) {
+  const wanted = text.trim();
+  if (!wanted) return null;
+  const at = wanted.indexOf("=");
+  if (at <= 0) throw new Error(`Write the tag as name=value (for example topic=2), not “${wanted}”.`);
+  return { [wanted.slice(0, at).trim()]: wanted.slice(at + 1).trim() };
+}
+
 async function search(event) {
   event.preventDefault();
   const form = $("search-form");
@@ -52,12 +63,15 @@ async function search(event) {
   const results = $("results");
   summary.textContent = "Searching…";
   try {
-    const { hits } = await getJson("/search", {
-      method: "POST",
-      json: { query, mode: form.elements.mode.value, ...numbers(form, { k: "k" }) },
-    });
+    const json = { query, mode: form.elements.mode.value, ...numbers(form, { k: "k" }) };
+    const tags = tagFilter(form.elements.tag.value);
+    if (tags) json.filters = { tags };
+    const { hits } = await getJson("/search", { method: "POST", json });
     results.replaceChildren(...hits.map(renderHit));
-    summary.textContent = hits.length ? `${hits.length} result(s) for “${query}”.` : `Nothing found for “${query}”.`;
+    const within = tags ? ` in documents tagged ${form.elements.tag.value.trim()}` : "";
+    summary.textContent = hits.length
+      ? `${hits.length} result(s) for “${query}”${within}.`
+      : `Nothing found for “${query}”${within}.`;
   } catch (error) {
     summary.textContent = describe(error);
     setStatus(describe(error), "error");
@@ -120,6 +134,7 @@ function start() {
   $("upload-form").addEventListener("submit", upload);
   $("documents-refresh").addEventListener("click", loadDocuments);
   $("topics-form").addEventListener("submit", findTopics);
+  $("classify-form").addEventListener("submit", classifyDocuments);
   loadHealth();
 }
 

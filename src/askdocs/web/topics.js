@@ -120,8 +120,15 @@ function choose(id) {
   }
   const topic = shown.topics.find((t) => t.id === selected);
   const members = (shown.points || []).filter((p) => p.topic === selected);
+  const searchHere = el("button", { type: "button", class: "secondary", text: "Search in this topic" });
+  searchHere.addEventListener("click", () => {
+    $("search-tag").value = `topic=${selected}`;
+    $("tab-search").click();
+    $("query").focus();
+  });
   list.replaceChildren(
     el("h3", { id: "topic-documents-title", text: `${topicName(topic)}: ${members.length} document(s)` }),
+    searchHere,
     el(
       "ul",
       { class: "cards", "aria-labelledby": "topic-documents-title" },
