@@ -6,6 +6,7 @@ need more documents than that, so they run on a store of short notes on four the
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,3 +205,79 @@ def test_topics_options_reach_the_run(themed_client: TestClient) -> None:
     assert all(p["topic"] >= 0 for p in saved["points"])
     bad = themed_client.post("/topics", json={"reassign_by": "guess"})
     assert bad.status_code == 422
+
+
+# -- tuning MiniLM first, in the background (askdocs[finetune], real PyTorch) ----------------
+
+
+def test_self_training_runs_in_the_background_and_tags_the_documents(
+    themed_client: TestClient,
+) -> None:
+    from tests.test_topics import THEMES
+
+    body = {
+        "method": "zero-shot", "self_train": True, "labels": list(THEMES),
+        "from_store": {"unit": "document"}, "write_tag": "theme",
+    }  # fmt: skip
+    accepted = themed_client.post("/classify", json=body)
+    assert accepted.status_code == 202, accepted.text
+    busy = themed_client.post("/classify", json=body)
+    assert busy.status_code == 409 and "already" in busy.json()["error"]
+    task = wait_for(themed_client, accepted.json()["task_id"], timeout=600)
+    assert task["state"] == "done", task["error"]
+    assert task["kind"] == "classify" and task["fraction"] == 1.0
+    predictions = task["result"]["predictions"]
+    assert len(predictions) == 40 and task["result"]["tagged"] == 40
+    right = sum(Path(p["id"]).name.split("-")[0] == p["label"] for p in predictions)
+    assert right >= 36, predictions
+    hits = themed_client.post(
+        "/search", json={"query": "a note", "k": 50, "filters": {"tags": {"theme": "baking"}}}
+    ).json()["hits"]
+    baking = {p["id"] for p in predictions if p["label"] == "baking"}
+    assert hits and {h["path"] for h in hits} <= baking
+
+
+def test_fine_tuning_runs_in_the_background_and_scores_against_gold(client: TestClient) -> None:
+    examples = [{"text": t, "label": label} for t, label in REVIEWS.items()]
+    texts = ["An enchanting, funny film", "Tedious and badly acted"]
+    body = {"method": "supervised", "fine_tune": True, "examples": examples, "texts": texts,
+            "gold": ["positive", "negative"]}  # fmt: skip
+    accepted = client.post("/classify", json=body)
+    assert accepted.status_code == 202, accepted.text
+    task = wait_for(client, accepted.json()["task_id"], timeout=600)
+    assert task["state"] == "done", task["error"]
+    assert [p["label"] for p in task["result"]["predictions"]] == ["positive", "negative"]
+    assert task["result"]["metrics"]["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "problem"),
+    [
+        ({"method": "supervised", "self_train": True, "texts": ["x"]}, 422, "self_train"),
+        ({"method": "supervised", "fine_tune": True, "texts": ["x"]}, 422, "fine_tune"),
+        ({"method": "llm", "fine_tune": True, "labels": ["a", "b"], "texts": ["x"]}, 422,
+         "fine_tune"),
+        ({"method": "zero-shot", "self_train": True, "labels": ["a", "b"], "texts": ["x"] * 5},
+         400, "20 texts or more"),
+        ({"method": "zero-shot", "self_train": True, "texts": ["x"] * 30}, 400, "two labels"),
+        ({"method": "supervised", "fine_tune": True, "texts": ["x"],
+          "examples": [{"text": "a", "label": "y"}, {"text": "b", "label": "y"}]}, 400,
+         "two classes"),
+    ],
+)  # fmt: skip
+def test_tuning_requests_are_checked_before_any_task_starts(
+    client: TestClient, body: dict[str, Any], status: int, problem: str
+) -> None:
+    response = client.post("/classify", json=body)
+    assert response.status_code == status, response.text
+    assert problem in response.json()["error"]
+
+
+def test_tuning_without_pytorch_is_a_503_naming_the_extra(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    body = {"method": "zero-shot", "self_train": True, "labels": ["a", "b"], "texts": ["x"] * 30}
+    response = client.post("/classify", json=body)
+    assert response.status_code == 503
+    assert "pip install 'askdocs[finetune]'" in response.json()["error"]

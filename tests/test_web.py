@@ -405,7 +405,7 @@ def test_topics_tab_maps_the_documents_and_lists_a_topic(page: Page, tmp_path: P
 
 
 def test_classify_tab_labels_the_documents_and_tags_them(page: Page) -> None:
-    """Last in this module: over the lighthouse and the 40 themed notes of the topics test."""
+    """Over the lighthouse and the 40 themed notes of the topics test."""
     page.get_by_role("tab", name="Classify").click()
     page.get_by_label("Labels, one per line").fill("astronomy\nbaking\nfootball\ngardening")
     page.get_by_label(re.compile("Save as the tag")).fill("theme")
@@ -436,3 +436,22 @@ def test_classify_tab_labels_the_documents_and_tags_them(page: Page) -> None:
     page.get_by_label(re.compile("Only documents tagged")).fill("no equals sign")
     page.get_by_label("Search query").press("Enter")
     expect(page.locator("#search-summary")).to_contain_text("Write the tag as name=value")
+
+
+def test_classify_tab_learns_from_the_documents_first(page: Page) -> None:
+    """Self-training in the background (real PyTorch), with its progress shown."""
+    page.get_by_role("tab", name="Classify").click()
+    page.get_by_label("Labels, one per line").fill("astronomy\nbaking\nfootball\ngardening")
+    page.get_by_label(re.compile("Save as the tag")).fill("learnt")
+    page.get_by_label(re.compile("Learn from the documents first")).check()
+    page.get_by_role("button", name="Label documents").click()
+    expect(page.locator("#classify-progress-row")).to_be_visible()
+    summary = page.locator("#classify-summary")
+    expect(summary).to_contain_text("self-training:")
+    expect(summary).to_contain_text("41 document(s) labelled", timeout=600_000)
+    expect(summary).to_contain_text("Saved as the tag “learnt” on 41 document(s).")
+    expect(page.locator("#classify-progress-row")).to_be_hidden()
+    rows = page.locator("#classify-table tr")
+    label_of = {r.locator(".meta").inner_text(): r.get_attribute("data-label") for r in rows.all()}
+    right = sum(Path(path).name.split("-")[0] == label for path, label in label_of.items())
+    assert right >= 36, f"{right} of 40 themed notes labelled with their theme: {label_of}"

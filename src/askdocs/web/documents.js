@@ -1,7 +1,7 @@
 // The Documents tab: the stored documents, uploads with progress, the ingest report.
 // Everything the server sends is inserted with textContent or text nodes, never as HTML.
 
-import { getJson, loadHealth, uploadFiles } from "./api.js";
+import { getJson, loadHealth, sleep, uploadFiles } from "./api.js";
 import { $, describe, el, setStatus } from "./dom.js";
 
 export async function loadDocuments() {
@@ -37,8 +37,6 @@ function renderDocument(doc) {
     remove,
   );
 }
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function upload(event) {
   event.preventDefault();

@@ -3,7 +3,7 @@
 // and the topic table; choosing a topic lists its documents.
 // Everything the server sends is inserted with textContent or text nodes, never as HTML.
 
-import { getJson } from "./api.js";
+import { getJson, waitForTask } from "./api.js";
 import { $, describe, el, setStatus } from "./dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -13,7 +13,6 @@ const PALETTE = [
   "#4E79A7", "#F28E2B", "#59A14F", "#E15759", "#B07AA1", "#76B7B2", "#EDC948", "#9C755F",
 ];
 const OUTLIER = "#b8b8b8";
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let shown = null; // the topics as GET /topics gave them
 let selected = null; // the chosen topic id, or null
@@ -51,14 +50,10 @@ export async function findTopics(event) {
   bar.value = 0;
   try {
     const { task_id: id } = await getJson("/topics", { method: "POST", json: body });
-    for (;;) {
-      const task = await getJson(`/tasks/${encodeURIComponent(id)}`);
+    await waitForTask(id, (task) => {
       bar.value = task.fraction || 0;
       $("topics-state").textContent = task.stage ? `${task.stage}…` : `Topics ${task.state}…`;
-      if (task.state === "failed") throw new Error(task.error || "finding topics failed");
-      if (task.state === "done") break;
-      await sleep(500);
-    }
+    });
     $("topics-state").textContent = "";
     await loadTopics();
     setStatus("Topics found and saved: searches can now filter by topic.");
