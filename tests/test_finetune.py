@@ -13,7 +13,17 @@ import pytest
 from click.testing import CliRunner
 
 from askdocs.classify import Supervised, classify, fine_tune, steps_for, train
-from askdocs.classify.finetune import MIN_STEPS, Encoder, _torch, expected_shapes
+from askdocs.classify.finetune import (
+    MIN_STEPS,
+    OBJECTIVES,
+    PAIR_BATCH,
+    PAIRS_UP_TO,
+    Encoder,
+    _pair_batches,
+    _torch,
+    expected_shapes,
+    objective_for,
+)
 from askdocs.cli import main
 from askdocs.embeddings import MiniLMEmbedder
 from askdocs.errors import ConfigError, MissingDependency
@@ -53,10 +63,11 @@ def separation(vectors: np.ndarray, labels: list[str]) -> float:
     return float(sims[same & off].mean() - sims[~same].mean())
 
 
-@pytest.fixture(scope="module")
-def tuned() -> tuple[Encoder, list[float]]:
+@pytest.fixture(scope="module", params=OBJECTIVES)
+def tuned(request: pytest.FixtureRequest) -> tuple[Encoder, list[float]]:
+    """Tuned with each objective: SetFit's pairs (the default for few examples), classes."""
     texts, labels = zip(*TRAIN, strict=True)
-    return fine_tune(list(texts), list(labels), epochs=1, seed=0)
+    return fine_tune(list(texts), list(labels), epochs=1, objective=request.param, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +79,32 @@ def test_tuning_learns_and_separates_held_out_texts_by_label(
     tuned: tuple[Encoder, list[float]], embedder: MiniLMEmbedder
 ) -> None:
     encoder, losses = tuned
-    assert len(losses) == steps_for(len(TRAIN), 1) == MIN_STEPS
+    assert len(losses) == steps_for(len(TRAIN), 1, "pairs") == MIN_STEPS
+    assert steps_for(len(TRAIN), 1, "classes") == MIN_STEPS
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     texts, labels = [t for t, _ in HELD_OUT], [y for _, y in HELD_OUT]
     before = separation(embedder.embed(texts), labels)
     after = separation(encoder.embedder().embed(texts), labels)
     assert after > before + 0.1, (before, after)
+
+
+def test_few_examples_are_tuned_in_pairs_balanced_like_setfit() -> None:
+    assert objective_for(PAIRS_UP_TO) == "pairs" and objective_for(PAIRS_UP_TO + 1) == "classes"
+    gold = np.array([0] * 6 + [1] * 5 + [2])  # the last label has one example
+    count = 2 * 10 * len(gold)  # two passes
+    steps = steps_for(len(gold), 2, "pairs")
+    assert steps == max(MIN_STEPS, -(-count // PAIR_BATCH))
+    batches = _pair_batches(gold, count, steps, seed=3)
+    assert len(batches) == steps and all(b.shape == (PAIR_BATCH, 2) for b in batches)
+    pairs = np.concatenate(batches)
+    first, second = gold[pairs[:, 0]], gold[pairs[:, 1]]
+    assert abs((first == second).mean() - 0.5) < 0.02  # as many same-label pairs as others
+    led = np.bincount(pairs[:, 0])  # every example leads about as often as the rest
+    assert led.min() >= 0.8 * led.max()
+    alone = pairs[pairs[:, 0] == 11]
+    assert set(alone[first[pairs[:, 0] == 11] == second[pairs[:, 0] == 11], 1]) == {11}
+    again = np.concatenate(_pair_batches(gold, count, steps, seed=3))
+    assert np.array_equal(pairs, again)
 
 
 def test_the_tuned_weights_run_on_onnx_runtime_as_in_pytorch(
