@@ -284,7 +284,7 @@ def self_trained_rows(ds: Dataset, v: Vectors, embedder: Embedder) -> list[Row]:
     started = time.perf_counter()
     model = self_train(
         ds.train.texts, ds.labels, embedder, descriptions=best,
-        progress=lambda what: print(f"  {ds.name}, self-training: {what}", file=sys.stderr),
+        progress=lambda what, _: print(f"  {ds.name}, self-training: {what}", file=sys.stderr),
     )  # fmt: skip
     fit_s = time.perf_counter() - started
     found = classify(ds.test.texts, method="supervised", model=model, embedder=embedder)

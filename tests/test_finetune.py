@@ -266,12 +266,15 @@ def test_self_training_learns_the_labels_from_unlabelled_texts(
 
     themes = read_examples(THEMES, label_column="label")
     texts, gold = [t for t, _ in themes], [y for _, y in themes]
-    stages: list[str] = []
+    heard: list[tuple[str, float]] = []
     model = self_train(
-        texts, ["sport", "cooking", "weather"], embedder, rounds=1, progress=stages.append
-    )
+        texts, ["sport", "cooking", "weather"], embedder, rounds=1,
+        progress=lambda what, fraction: heard.append((what, fraction)),
+    )  # fmt: skip
+    stages = [what for what, _ in heard]
     assert model.encoder is not None and model.classes == ("cooking", "sport", "weather")
     assert stages[0] == "embedding the texts" and "tuning on 9 texts" in stages[1]
+    assert [fraction for _, fraction in heard] == [0, 1 / 3, 2 / 3]  # 3 stages in one round
     found = classify(texts, method="supervised", model=model, embedder=embedder)
     assert np.mean([p.label == y for p, y in zip(found, gold, strict=True)]) >= 0.9
     with pytest.raises(ConfigError, match="20 texts or more"):

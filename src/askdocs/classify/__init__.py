@@ -30,13 +30,14 @@ from dataclasses import replace
 from askdocs.classify.calibration import calibration_error, fit_temperature
 from askdocs.classify.features import FEATURES, default_features, features_of
 from askdocs.classify.finetune import EPOCHS, Encoder, fine_tune, steps_for
+from askdocs.classify.finetune import check as check_tunable
 from askdocs.classify.llm import SHOTS, llm_classify, pick_examples
 from askdocs.classify.metrics import ClassScore, Report, report, report_on_gold
 from askdocs.classify.selftrain import self_train
 from askdocs.classify.supervised import Supervised, cross_validate
 from askdocs.classify.types import Prediction
 from askdocs.classify.zeroshot import zero_shot
-from askdocs.embeddings import Embedder, MiniLMEmbedder, vectors_of
+from askdocs.embeddings import Embedder, vectors_of
 from askdocs.errors import ConfigError
 from askdocs.generation import Generator
 from askdocs.types import Item
@@ -124,16 +125,15 @@ def train(
     labels = [label for _, label in examples]
     encoder = None
     if fine_tune_epochs is not None:
-        if not isinstance(embedder, MiniLMEmbedder):
-            raise ConfigError("fine-tuning needs the local MiniLM embedder, not a remote one")
+        local = check_tunable(embedder, labels)
         if features not in (None, "sentence"):
             raise ConfigError("a fine-tuned classifier reads the tuned sentence vectors")
         encoder, _ = fine_tune(
-            [item.text for item in texts], labels, epochs=fine_tune_epochs, int8=embedder.int8,
-            max_tokens=embedder.max_tokens, threads=embedder.threads, seed=seed,
+            [item.text for item in texts], labels, epochs=fine_tune_epochs, int8=local.int8,
+            max_tokens=local.max_tokens, threads=local.threads, seed=seed,
             progress=tuning_progress,
         )  # fmt: skip
-        embedder, features = encoder.embedder(embedder.threads), "sentence"
+        embedder, features = encoder.embedder(local.threads), "sentence"
     kind = features or default_features(embedder)
     vectors = features_of(texts, embedder, kind, progress)
     return Supervised.fit(

@@ -164,9 +164,8 @@ def fine_tune(
     """
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts for {len(labels)} labels")
+    _two_classes(labels)
     classes = sorted(set(labels))
-    if len(classes) < 2:
-        raise ConfigError("fine-tuning needs examples of two classes or more")
     if epochs <= 0:
         raise ConfigError(f"epochs must be positive, not {epochs}")
     objective = objective or objective_for(len(texts))
@@ -258,6 +257,22 @@ def _padded(torch: Any, rows: list[list[int]]) -> tuple[Any, Any]:
     for i, row in enumerate(rows):
         ids[i, : len(row)] = row
     return torch.from_numpy(ids), torch.from_numpy((ids != 0).astype(np.int64))
+
+
+def check(embedder: object, labels: Sequence[str]) -> MiniLMEmbedder:
+    """What fails before minutes of tuning, at once: ConfigError unless `embedder` is the
+    local MiniLM (returned) and `labels` hold two classes or more; MissingDependency
+    without PyTorch."""
+    if not isinstance(embedder, MiniLMEmbedder):
+        raise ConfigError("fine-tuning needs the local MiniLM embedder, not a remote one")
+    _two_classes(labels)
+    require()
+    return embedder
+
+
+def _two_classes(labels: Sequence[str]) -> None:
+    if len(set(labels)) < 2:
+        raise ConfigError("fine-tuning needs examples of two classes or more")
 
 
 def require() -> None:

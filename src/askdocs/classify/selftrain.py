@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from askdocs.classify.finetune import fine_tune
+from askdocs.classify.finetune import fine_tune, require
 from askdocs.classify.supervised import Supervised
 from askdocs.classify.zeroshot import similarities
 from askdocs.embeddings import MiniLMEmbedder, in_batches
@@ -35,20 +35,21 @@ MIN_POOL = 20
 def self_train(
     texts: Sequence[str], labels: Sequence[str], embedder: MiniLMEmbedder, *,
     descriptions: Sequence[str] | None = None, rounds: int = ROUNDS, share: float = SHARE,
-    seed: int = 0, progress: Callable[[str], None] | None = None,
+    seed: int = 0, progress: Callable[[str, float], None] | None = None,
 ) -> Supervised:  # fmt: skip
     """A classifier for `labels` (worded as `descriptions`, if given) learnt from the
-    unlabelled `texts` alone; `progress(what)` hears of each stage."""
+    unlabelled `texts` alone; `progress(what, fraction)` hears of each stage as it starts,
+    with the fraction of the stages done."""
     labels = list(labels)
-    if not isinstance(embedder, MiniLMEmbedder):
-        raise ConfigError("self-training tunes the local MiniLM embedder, not a remote one")
-    if len(labels) < 2 or (descriptions is not None and len(descriptions) != len(labels)):
-        raise ConfigError("self-training needs two labels or more, and one description each")
-    if len(texts) < MIN_POOL:
-        raise ConfigError(f"self-training needs {MIN_POOL} texts or more, not {len(texts)}")
-    if not 0 < share <= 1 or rounds < 1:
-        raise ConfigError("self-training needs a share in (0, 1] and one round or more")
-    say = progress or (lambda what: None)
+    check(len(texts), labels, embedder, descriptions=descriptions, share=share, rounds=rounds)
+    stages, started = 1 + 2 * rounds, 0  # embedding; then tuning and embedding each round
+
+    def say(what: str) -> None:
+        nonlocal started
+        if progress:
+            progress(what, started / stages)
+        started += 1
+
     say("embedding the texts")
     vectors = in_batches(texts, embedder.embed)
     scores = similarities(vectors, list(descriptions or labels), embedder)
@@ -73,6 +74,23 @@ def self_train(
         scores = model.probabilities(vectors)[:, order]
     assert model is not None
     return model
+
+
+def check(
+    texts: int, labels: Sequence[str], embedder: object, *,
+    descriptions: Sequence[str] | None = None, share: float = SHARE, rounds: int = ROUNDS,
+) -> None:  # fmt: skip
+    """What fails before minutes of self-training on `texts` texts, at once: ConfigError,
+    or MissingDependency without PyTorch."""
+    if not isinstance(embedder, MiniLMEmbedder):
+        raise ConfigError("self-training tunes the local MiniLM embedder, not a remote one")
+    if len(labels) < 2 or (descriptions is not None and len(descriptions) != len(labels)):
+        raise ConfigError("self-training needs two labels or more, and one description each")
+    if texts < MIN_POOL:
+        raise ConfigError(f"self-training needs {MIN_POOL} texts or more, not {texts}")
+    if not 0 < share <= 1 or rounds < 1:
+        raise ConfigError("self-training needs a share in (0, 1] and one round or more")
+    require()
 
 
 def surest(scores: np.ndarray, share: float) -> np.ndarray:

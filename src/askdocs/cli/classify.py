@@ -151,7 +151,7 @@ def _self_train(
 ) -> Any:
     from askdocs.classify.selftrain import self_train
 
-    say = (lambda what: click.echo(f"self-training: {what}", err=True)) if shown else None
+    say = (lambda what, _: click.echo(f"self-training: {what}", err=True)) if shown else None
     texts = [item.text for item in items]
     return self_train(texts, labels, embedder, descriptions=descriptions or None, progress=say)
 

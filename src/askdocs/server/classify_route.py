@@ -165,20 +165,13 @@ def _in_background(
 ) -> JSONResponse:
     """Tune MiniLM (self-training or fine-tuning), then classify, as a background task."""
     from askdocs.classify import classify as run
-    from askdocs.classify.finetune import require
-    from askdocs.classify.selftrain import MIN_POOL
-    from askdocs.embeddings import MiniLMEmbedder
+    from askdocs.classify import finetune, selftrain
 
     embedder = state.kb.embedder
-    if not isinstance(embedder, MiniLMEmbedder):
-        raise ConfigError("tuning needs the local MiniLM embedder, not a remote one")
-    require()
-    if body.self_train and len(body.labels or ()) < 2:
-        raise ConfigError("zero-shot classification needs two labels or more")
-    if body.self_train and len(items) < MIN_POOL:
-        raise ConfigError(f"self-training needs {MIN_POOL} texts or more, not {len(items)}")
-    if len({label for _, label in examples}) == 1:
-        raise ConfigError("fine-tuning needs examples of two classes or more")
+    if body.self_train:
+        selftrain.check(len(items), body.labels or [], embedder)
+    else:
+        finetune.check(embedder, [label for _, label in examples])
     if state.tasks.busy("classify"):
         return JSONResponse(
             {"error": "a classifier is being tuned already; wait for that run", "type": "Busy"},
@@ -202,16 +195,12 @@ def _tuned(
     """The classifier learnt by self-training on the items, or fine-tuned on the examples;
     `progress` hears each stage, with the fraction of the tuning done (to 0.95)."""
     from askdocs.classify import EPOCHS, steps_for, train
-    from askdocs.classify.selftrain import ROUNDS, self_train
+    from askdocs.classify.selftrain import self_train
 
     if body.self_train:
-        stages = 1 + 2 * ROUNDS  # self_train's: embedding, then tuning and embedding a round
-        heard = 0
 
-        def say(what: str) -> None:
-            nonlocal heard
-            progress(f"self-training: {what}", 0.95 * heard / stages)
-            heard += 1
+        def say(what: str, fraction: float) -> None:
+            progress(f"self-training: {what}", 0.95 * fraction)
 
         texts = [item.text for item in items]
         return self_train(texts, body.labels or [], embedder, progress=say)
