@@ -404,20 +404,33 @@ def test_topics_tab_maps_the_documents_and_lists_a_topic(page: Page, tmp_path: P
     assert hits and all(meta.split(" · ")[0] in listed_paths for meta in hits), hits
 
 
-def test_classify_tab_labels_the_documents_and_tags_them(page: Page) -> None:
-    """Over the lighthouse and the 40 themed notes of the topics test."""
+def label_themes(page: Page, tag: str, *, learn: bool = False) -> dict[str, str | None]:
+    """Label the stored documents by the four themes in the Classify tab, kept as `tag`
+    (`learn`: self-training first, its progress shown); at least 36 of the 40 themed notes
+    must get their theme. The label of each document, by path."""
     page.get_by_role("tab", name="Classify").click()
     page.get_by_label("Labels, one per line").fill("astronomy\nbaking\nfootball\ngardening")
-    page.get_by_label(re.compile("Save as the tag")).fill("theme")
+    page.get_by_label(re.compile("Save as the tag")).fill(tag)
+    if learn:
+        page.get_by_label(re.compile("Learn from the documents first")).check()
     page.get_by_role("button", name="Label documents").click()
     summary = page.locator("#classify-summary")
-    expect(summary).to_contain_text("41 document(s) labelled", timeout=60_000)
-    expect(summary).to_contain_text("Saved as the tag “theme” on 41 document(s).")
+    if learn:
+        expect(page.locator("#classify-progress-row")).to_be_visible()
+        expect(summary).to_contain_text("self-training:")
+    expect(summary).to_contain_text("41 document(s) labelled", timeout=600_000 if learn else 60_000)
+    expect(summary).to_contain_text(f"Saved as the tag “{tag}” on 41 document(s).")
     rows = page.locator("#classify-table tr")
     expect(rows).to_have_count(41)
     label_of = {r.locator(".meta").inner_text(): r.get_attribute("data-label") for r in rows.all()}
     right = sum(Path(path).name.split("-")[0] == label for path, label in label_of.items())
     assert right >= 36, f"{right} of 40 themed notes labelled with their theme: {label_of}"
+    return label_of
+
+
+def test_classify_tab_labels_the_documents_and_tags_them(page: Page) -> None:
+    """Over the lighthouse and the 40 themed notes of the topics test."""
+    label_of = label_themes(page, "theme")
     shot(page, "classify")
 
     page.get_by_role("tab", name="Search").click()
@@ -431,7 +444,7 @@ def test_classify_tab_labels_the_documents_and_tags_them(page: Page) -> None:
     page.get_by_role("tab", name="Classify").click()
     page.get_by_label("Labels, one per line").fill("only one label")
     page.get_by_role("button", name="Label documents").click()
-    expect(summary).to_have_text("Name two labels or more, one per line.")
+    expect(page.locator("#classify-summary")).to_have_text("Name two labels or more, one per line.")
     page.get_by_role("tab", name="Search").click()
     page.get_by_label(re.compile("Only documents tagged")).fill("no equals sign")
     page.get_by_label("Search query").press("Enter")
@@ -440,18 +453,5 @@ def test_classify_tab_labels_the_documents_and_tags_them(page: Page) -> None:
 
 def test_classify_tab_learns_from_the_documents_first(page: Page) -> None:
     """Self-training in the background (real PyTorch), with its progress shown."""
-    page.get_by_role("tab", name="Classify").click()
-    page.get_by_label("Labels, one per line").fill("astronomy\nbaking\nfootball\ngardening")
-    page.get_by_label(re.compile("Save as the tag")).fill("learnt")
-    page.get_by_label(re.compile("Learn from the documents first")).check()
-    page.get_by_role("button", name="Label documents").click()
-    expect(page.locator("#classify-progress-row")).to_be_visible()
-    summary = page.locator("#classify-summary")
-    expect(summary).to_contain_text("self-training:")
-    expect(summary).to_contain_text("41 document(s) labelled", timeout=600_000)
-    expect(summary).to_contain_text("Saved as the tag “learnt” on 41 document(s).")
+    label_themes(page, "learnt", learn=True)
     expect(page.locator("#classify-progress-row")).to_be_hidden()
-    rows = page.locator("#classify-table tr")
-    label_of = {r.locator(".meta").inner_text(): r.get_attribute("data-label") for r in rows.all()}
-    right = sum(Path(path).name.split("-")[0] == label for path, label in label_of.items())
-    assert right >= 36, f"{right} of 40 themed notes labelled with their theme: {label_of}"
